@@ -1,0 +1,274 @@
+//! The hierarchy as the contract shows it (§2's `data`): the same struct is read from the
+//! admin's JSON file, stored, and returned by the lookup.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TenantId;
+
+/// One tenant's categorization hierarchy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hierarchy {
+    pub tenant_id: TenantId,
+    pub tenant_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_category_id: Option<String>,
+    pub categories: BTreeMap<String, Category>,
+    #[serde(default)]
+    pub features: BTreeMap<String, Feature>,
+}
+
+/// A risk category, keyed by its code (`categoryId`); `databaseId` is the stable id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Category {
+    pub database_id: String,
+    pub category_id: String,
+    pub category_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub available_features: Vec<String>,
+}
+
+/// A feature: the keys that parametrize it and the values each key allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feature {
+    pub database_id: String,
+    pub feature_code: String,
+    pub feature_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mandatory_keys: Vec<String>,
+    #[serde(default)]
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub multi_value_keys: Vec<String>,
+}
+
+/// One allowed value: a literal, or `"A-B"` meaning any integer from A to B inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowedValue<'a> {
+    Literal(&'a str),
+    Range(i64, i64),
+}
+
+impl<'a> AllowedValue<'a> {
+    pub fn parse(raw: &'a str) -> Self {
+        let range = raw.split_once('-').and_then(|(a, b)| {
+            let digits =
+                |s: &str| !s.is_empty() && s.len() <= 18 && s.bytes().all(|c| c.is_ascii_digit());
+            if digits(a) && digits(b) {
+                Some((a.parse().ok()?, b.parse().ok()?))
+            } else {
+                None
+            }
+        });
+        match range {
+            Some((lo, hi)) => Self::Range(lo, hi),
+            None => Self::Literal(raw),
+        }
+    }
+
+    /// Whether a client-supplied value is allowed; returns the value in canonical spelling.
+    pub fn admits(&self, value: &str) -> Option<String> {
+        match *self {
+            Self::Literal(lit) => lit.eq_ignore_ascii_case(value).then(|| lit.to_owned()),
+            Self::Range(lo, hi) => {
+                let n = parse_integer(value)?;
+                (lo..=hi).contains(&n).then(|| n.to_string())
+            }
+        }
+    }
+}
+
+/// A strict decimal integer (optional sign, digits only, no spaces).
+pub(crate) fn parse_integer(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// Something that makes a hierarchy unusable (checked by the admin command before it writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HierarchyProblem(pub String);
+
+impl std::fmt::Display for HierarchyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Codes become parts of DynamoDB sort keys: keep them to a safe alphabet.
+fn valid_code(code: &str) -> bool {
+    (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Hierarchy {
+    /// Finds a category by its code or its database id.
+    pub fn category(&self, id: &str) -> Option<&Category> {
+        self.categories
+            .get(id)
+            .or_else(|| self.categories.values().find(|c| c.database_id == id))
+    }
+
+    /// Every reason this hierarchy can't be served; empty when it is sound.
+    pub fn problems(&self) -> Vec<HierarchyProblem> {
+        let mut problems = Vec::new();
+        let mut say = |s: String| problems.push(HierarchyProblem(s));
+        if self.tenant_name.trim().is_empty() {
+            say("tenantName is empty".into());
+        }
+        if self.categories.is_empty() {
+            say("no categories".into());
+        }
+        if let Some(default) = &self.default_category_id
+            && !self.categories.contains_key(default)
+        {
+            say(format!("defaultCategoryId {default} is not a category"));
+        }
+        for (code, category) in &self.categories {
+            if !valid_code(code) {
+                say(format!(
+                    "category code {code:?} is not 1-64 of [A-Za-z0-9_-]"
+                ));
+            }
+            if &category.category_id != code {
+                say(format!(
+                    "category {code} has categoryId {}",
+                    category.category_id
+                ));
+            }
+            if category.database_id.trim().is_empty() {
+                say(format!("category {code} has no databaseId"));
+            }
+            for feature in &category.available_features {
+                if !self.features.contains_key(feature) {
+                    say(format!("category {code} names unknown feature {feature}"));
+                }
+            }
+        }
+        for (code, feature) in &self.features {
+            if !valid_code(code) {
+                say(format!(
+                    "feature code {code:?} is not 1-64 of [A-Za-z0-9_-]"
+                ));
+            }
+            if &feature.feature_code != code {
+                say(format!(
+                    "feature {code} has featureCode {}",
+                    feature.feature_code
+                ));
+            }
+            if feature.database_id.trim().is_empty() {
+                say(format!("feature {code} has no databaseId"));
+            }
+            for (key, values) in &feature.allowed_values {
+                for value in values {
+                    if let AllowedValue::Range(lo, hi) = AllowedValue::parse(value)
+                        && lo > hi
+                    {
+                        say(format!("feature {code} key {key}: range {value} is empty"));
+                    }
+                    if value.trim().is_empty() {
+                        say(format!("feature {code} key {key}: empty allowed value"));
+                    }
+                }
+            }
+            for key in feature
+                .mandatory_keys
+                .iter()
+                .chain(&feature.multi_value_keys)
+            {
+                if !feature.allowed_values.contains_key(key) {
+                    say(format!(
+                        "feature {code}: key {key} has no allowedValues entry"
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_values_parse_ranges_and_literals() {
+        let cases = [
+            ("0-100", AllowedValue::Range(0, 100)),
+            ("365-3650", AllowedValue::Range(365, 3650)),
+            ("MEDIUM", AllowedValue::Literal("MEDIUM")),
+            ("REAL_TIME", AllowedValue::Literal("REAL_TIME")),
+            ("A-B", AllowedValue::Literal("A-B")),
+            ("-5", AllowedValue::Literal("-5")),
+            ("10-", AllowedValue::Literal("10-")),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(AllowedValue::parse(raw), expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn supplied_values_are_checked_against_literals_and_ranges() {
+        let cases = [
+            ("0-100", "55", Some("55")),
+            ("0-100", "0", Some("0")),
+            ("0-100", "100", Some("100")),
+            ("0-100", "101", None),
+            ("0-100", "-1", None),
+            ("0-100", "5.5", None),
+            ("0-100", " 5", None),
+            ("0-100", "abc", None),
+            ("MEDIUM", "medium", Some("MEDIUM")),
+            ("MEDIUM", "MEDIUMX", None),
+        ];
+        for (allowed, value, expected) in cases {
+            assert_eq!(
+                AllowedValue::parse(allowed).admits(value).as_deref(),
+                expected,
+                "{allowed} admits {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_demo_hierarchies_are_sound_and_broken_ones_are_caught() {
+        let demo: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+                .unwrap();
+        for tenant in demo["tenants"].as_array().unwrap() {
+            let h: Hierarchy = serde_json::from_value(tenant.clone()).unwrap();
+            assert_eq!(h.problems(), vec![], "{}", h.tenant_id);
+        }
+        let mut broken: Hierarchy = serde_json::from_value(demo["tenants"][0].clone()).unwrap();
+        broken.default_category_id = Some("NOPE".into());
+        broken
+            .categories
+            .get_mut("LOW_RISK_INDIVIDUAL")
+            .unwrap()
+            .available_features
+            .push("GHOST".into());
+        broken
+            .features
+            .get_mut("MEDIUM_RISK_PROFILE")
+            .unwrap()
+            .allowed_values
+            .insert("riskScore".into(), vec!["100-0".into()]);
+        let problems: Vec<String> = broken.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+}

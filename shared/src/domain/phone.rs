@@ -1,0 +1,61 @@
+//! Phone numbers (§3.2): a valid international number (libphonenumber metadata via the
+//! `phonenumber` crate), stored in E.164.
+
+use phonenumber::Mode;
+
+/// A valid phone number in E.164 form (`+37060012345`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("is required");
+        }
+        if trimmed.len() > 32 || trimmed.chars().any(char::is_control) {
+            return Err("is not a valid international phone number");
+        }
+        if !trimmed.starts_with('+') && !trimmed.starts_with("00") {
+            return Err("must be in international format, starting with + and the country code");
+        }
+        let number = phonenumber::parse(None, trimmed)
+            .map_err(|_| "is not a valid international phone number")?;
+        if !phonenumber::is_valid(&number) {
+            return Err("is not a valid international phone number");
+        }
+        Ok(Self(number.format().mode(Mode::E164).to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_validated_and_stored_as_e164() {
+        let cases = [
+            ("+37060012345", Some("+37060012345")),
+            ("+370 600 12345", Some("+37060012345")),
+            ("+44 20 7946 0958", Some("+442079460958")),
+            ("+1 650 253 0000", Some("+16502530000")),
+            ("060012345", None),
+            ("+370", None),
+            ("+999 123456", None),
+            ("phone", None),
+            ("", None),
+            ("+3706001234567890123456789", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(
+                Phone::parse(raw).ok().as_ref().map(Phone::as_str),
+                expected,
+                "{raw:?}"
+            );
+        }
+    }
+}

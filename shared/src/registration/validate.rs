@@ -1,0 +1,638 @@
+//! From the registration DTO to a `NewRegistration` (§3.2): the nested
+//! `individualCustomer.person.*` hierarchy is the source of truth, top-level copies must agree,
+//! and every field problem is collected so one 400 lists them all.
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use super::customer::{Address, Contact};
+use super::dto::{AddressDto, ContactDto, RegistrationRequest};
+use crate::api::{ApiError, FieldError};
+use crate::categorization::{CategorizationRequest, FeatureRelationRequest};
+use crate::domain::{
+    Country, DateOfBirth, DobError, Email, Gender, Password, PersonName, Phone, Role, TenantId,
+    clean_text,
+};
+
+/// Limits on repeated parts of the body (the 64 KiB body limit bounds the rest).
+const MAX_ADDRESSES: usize = 5;
+const MAX_CONTACTS: usize = 10;
+const MAX_ROLES: usize = 10;
+const MAX_RELATIONS: usize = 50;
+const MAX_PARAMETERS: usize = 100;
+const MAX_TEXT: usize = 100;
+const MAX_PINCODE: usize = 20;
+
+/// What validation needs besides the body.
+#[derive(Debug, Clone)]
+pub struct ValidationContext<'a> {
+    pub tenant: &'a TenantId,
+    pub today: NaiveDate,
+    pub min_age_years: u32,
+}
+
+/// A registration whose every field is valid.
+#[derive(Debug, Clone)]
+pub struct NewRegistration {
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub email: Email,
+    pub phone: Phone,
+    pub password: Password,
+    pub roles: Vec<Role>,
+    pub date_of_birth: Option<DateOfBirth>,
+    pub gender: Option<Gender>,
+    pub nationality: Option<Country>,
+    pub place_of_birth: Option<String>,
+    pub pincode: Option<String>,
+    pub addresses: Vec<Address>,
+    pub contacts: Vec<Contact>,
+    pub categorization: CategorizationRequest,
+}
+
+type Problem = (&'static str, String);
+
+/// Collects field errors while parsing.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, field: impl Into<String>, (code, message): Problem) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    /// Parses an optional value, recording its problem.
+    fn opt<T>(
+        &mut self,
+        path: &str,
+        raw: Option<&String>,
+        parse: impl Fn(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        match parse(raw?) {
+            Ok(v) => Some(v),
+            Err(problem) => {
+                self.push(path, problem);
+                None
+            }
+        }
+    }
+
+    /// Parses the nested value (required or not) and checks the top-level copy agrees.
+    #[allow(clippy::too_many_arguments)]
+    fn pair<T>(
+        &mut self,
+        nested: (&str, Option<&String>),
+        top: (&str, Option<&String>),
+        required: Option<&'static str>,
+        parse: impl Fn(&str) -> Result<T, Problem>,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Option<T> {
+        let value = match (nested.1, required) {
+            (None, Some(code)) => {
+                self.push(nested.0, (code, "is required".into()));
+                None
+            }
+            (raw, _) => self.opt(nested.0, raw, &parse),
+        };
+        if let Some(copy) = self.opt(top.0, top.1, &parse)
+            && let Some(v) = &value
+            && !same(v, &copy)
+        {
+            self.push(top.0, conflict(nested.0));
+        }
+        value
+    }
+}
+
+fn conflict(with: &str) -> Problem {
+    ("FIELD_CONFLICT", format!("disagrees with {with}"))
+}
+
+fn text(max: usize) -> impl Fn(&str) -> Result<String, Problem> {
+    move |raw| clean_text(raw, max).map_err(|e| ("INVALID_FIELD", e.to_string()))
+}
+
+fn name(raw: &str) -> Result<PersonName, Problem> {
+    PersonName::parse(raw).map_err(|m| ("INVALID_NAME", m.into()))
+}
+
+fn email(raw: &str) -> Result<Email, Problem> {
+    Email::parse(raw).map_err(|m| ("INVALID_EMAIL", m.into()))
+}
+
+fn phone(raw: &str) -> Result<Phone, Problem> {
+    Phone::parse(raw).map_err(|m| ("INVALID_PHONE", m.into()))
+}
+
+fn country(raw: &str) -> Result<Country, Problem> {
+    Country::parse(raw).map_err(|m| ("INVALID_COUNTRY", m.into()))
+}
+
+fn gender(raw: &str) -> Result<Gender, Problem> {
+    Gender::parse(raw).ok_or(("INVALID_GENDER", "must be MALE, FEMALE or OTHER".into()))
+}
+
+fn pincode(raw: &str) -> Result<String, Problem> {
+    let value = text(MAX_PINCODE)(raw)?;
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        Ok(value)
+    } else {
+        Err((
+            "INVALID_FIELD",
+            "may contain only A-Z, a-z, 0-9, spaces and '-'".into(),
+        ))
+    }
+}
+
+/// A parameter value: a JSON string, or a number or boolean written as one.
+fn parameter_value(raw: &Value) -> Result<String, Problem> {
+    let as_text = match raw {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return Err(("INVALID_FIELD", "must be a string".into())),
+    };
+    text(MAX_TEXT)(&as_text)
+}
+
+/// Validates the whole body. A tenant mismatch in the body is a 403 on its own; a body with
+/// person fields only at the top level is `FLAT_OBJECT_NOT_SUPPORTED`; everything else is
+/// collected into one `VALIDATION_FAILED`.
+pub fn validate(
+    mut req: RegistrationRequest,
+    ctx: &ValidationContext<'_>,
+) -> Result<NewRegistration, ApiError> {
+    let ic = req.individual_customer.take().unwrap_or_default();
+    if let Some(body_tenant) = &ic.tenant_id
+        && body_tenant.trim() != ctx.tenant.as_str()
+    {
+        return Err(ApiError::TenantMismatch);
+    }
+    let Some(person) = ic.person else {
+        let flat = [
+            &req.first_name,
+            &req.last_name,
+            &req.email,
+            &req.phone,
+            &req.date_of_birth,
+            &req.gender,
+            &req.nationality,
+            &req.place_of_birth,
+            &req.pincode,
+        ]
+        .iter()
+        .any(|f| f.is_some());
+        if flat {
+            return Err(ApiError::FlatObjectNotSupported);
+        }
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "individualCustomer.person",
+            "REQUIRED",
+            "is required: send the person in the individualCustomer.person.* hierarchy",
+        )]));
+    };
+    let user = ic.user.unwrap_or_default();
+    let mut errors = Errors::default();
+    const P: &str = "individualCustomer.person";
+
+    let first_name = errors.pair(
+        (&format!("{P}.firstName"), person.first_name.as_ref()),
+        ("firstName", req.first_name.as_ref()),
+        Some("INVALID_NAME"),
+        name,
+        |a, b| a == b,
+    );
+    let last_name = errors.pair(
+        (&format!("{P}.lastName"), person.last_name.as_ref()),
+        ("lastName", req.last_name.as_ref()),
+        Some("INVALID_NAME"),
+        name,
+        |a, b| a == b,
+    );
+    let email = errors.pair(
+        (&format!("{P}.email"), person.email.as_ref()),
+        ("email", req.email.as_ref()),
+        Some("INVALID_EMAIL"),
+        email,
+        |a, b| a.normalized() == b.normalized(),
+    );
+    if let (Some(username), Some(email)) = (&user.username, &email) {
+        let path = "individualCustomer.user.username";
+        if let Some(username) = errors.opt(path, Some(username), text(Email::MAX_CHARS))
+            && username.to_lowercase() != email.normalized()
+        {
+            errors.push(path, conflict(&format!("{P}.email")));
+        }
+    }
+
+    // Phone: person.phone, else top-level phone, else the primary (or first) PHONE contact.
+    let contacts = contacts(&mut errors, person.contacts.as_deref());
+    let phone = match (&person.phone, &req.phone) {
+        (None, None) => match contacts
+            .iter()
+            .filter(|c| c.kind == "PHONE")
+            .max_by_key(|c| c.is_primary)
+        {
+            Some(contact) => Phone::parse(&contact.value).ok(),
+            None => {
+                errors.push(
+                    format!("{P}.phone"),
+                    (
+                        "INVALID_PHONE",
+                        "is required (person.phone or a PHONE contact)".into(),
+                    ),
+                );
+                None
+            }
+        },
+        (None, Some(_)) => errors.opt("phone", req.phone.as_ref(), phone),
+        (Some(_), _) => errors.pair(
+            (&format!("{P}.phone"), person.phone.as_ref()),
+            ("phone", req.phone.as_ref()),
+            None,
+            phone,
+            |a, b| a == b,
+        ),
+    };
+
+    let today = ctx.today;
+    let min_age = ctx.min_age_years;
+    let date_of_birth = errors.pair(
+        (&format!("{P}.dateOfBirth"), person.date_of_birth.as_ref()),
+        ("dateOfBirth", req.date_of_birth.as_ref()),
+        None,
+        |raw| {
+            DateOfBirth::parse(raw, today, min_age).map_err(|e| match e {
+                DobError::Invalid(m) => ("INVALID_DATE_OF_BIRTH", m.to_owned()),
+                DobError::Underage(age) => (
+                    "UNDERAGE",
+                    format!("the customer must be at least {age} years old"),
+                ),
+            })
+        },
+        |a, b| a == b,
+    );
+    let gender = errors.pair(
+        (&format!("{P}.gender"), person.gender.as_ref()),
+        ("gender", req.gender.as_ref()),
+        None,
+        gender,
+        |a, b| a == b,
+    );
+    let nationality = errors.pair(
+        (&format!("{P}.nationality"), person.nationality.as_ref()),
+        ("nationality", req.nationality.as_ref()),
+        None,
+        country,
+        |a, b| a == b,
+    );
+    let place_of_birth = errors.pair(
+        (&format!("{P}.placeOfBirth"), person.place_of_birth.as_ref()),
+        ("placeOfBirth", req.place_of_birth.as_ref()),
+        None,
+        text(MAX_TEXT),
+        |a, b| a == b,
+    );
+    let pincode = errors.pair(
+        (&format!("{P}.pincode"), person.pincode.as_ref()),
+        ("pincode", req.pincode.as_ref()),
+        None,
+        pincode,
+        |a, b| a == b,
+    );
+    let addresses = addresses(&mut errors, person.addresses.as_deref());
+
+    // Password and its confirmation: top level, or in individualCustomer.user.
+    const U: &str = "individualCustomer.user";
+    let password = match (&req.password, &user.password) {
+        (Some(top), Some(nested)) if top != nested => {
+            errors.push(format!("{U}.password"), conflict("password"));
+            None
+        }
+        (top, nested) => top.as_ref().or(nested.as_ref()),
+    };
+    let matching = req
+        .matching_password
+        .as_ref()
+        .or(user.matching_password.as_ref());
+    let password = match (password, matching) {
+        (None, _) => {
+            errors.push("password", ("WEAK_PASSWORD", "is required".into()));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(
+                "matchingPassword",
+                ("PASSWORD_MISMATCH", "is required".into()),
+            );
+            None
+        }
+        (Some(p), Some(m)) if p != m => {
+            errors.push(
+                "matchingPassword",
+                ("PASSWORD_MISMATCH", "does not match password".into()),
+            );
+            None
+        }
+        (Some(p), Some(_)) => {
+            let personal: Vec<&str> = [
+                email.as_ref().map(Email::local_part),
+                first_name.as_ref().map(PersonName::as_str),
+                last_name.as_ref().map(PersonName::as_str),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            match Password::parse(p, &personal) {
+                Ok(p) => Some(p),
+                Err(problem) => {
+                    errors.push("password", ("WEAK_PASSWORD", problem.message().into()));
+                    None
+                }
+            }
+        }
+    };
+
+    let roles = roles(&mut errors, req.role_ids.as_deref(), user.roles.as_deref());
+    let categorization = categorization(&mut errors, &req, ic.categorization.as_ref());
+
+    if !errors.0.is_empty() {
+        return Err(ApiError::Validation(errors.0));
+    }
+    match (first_name, last_name, email, phone, password, roles) {
+        (
+            Some(first_name),
+            Some(last_name),
+            Some(email),
+            Some(phone),
+            Some(password),
+            Some(roles),
+        ) => Ok(NewRegistration {
+            first_name,
+            last_name,
+            email,
+            phone,
+            password,
+            roles,
+            date_of_birth,
+            gender,
+            nationality,
+            place_of_birth,
+            pincode,
+            addresses,
+            contacts,
+            categorization,
+        }),
+        // Every `None` above recorded an error, so this is unreachable; stay total anyway.
+        _ => Err(ApiError::Validation(vec![])),
+    }
+}
+
+fn roles(
+    errors: &mut Errors,
+    top: Option<&[String]>,
+    nested: Option<&[String]>,
+) -> Option<Vec<Role>> {
+    let mut parse = |path: &str, raw: &[String]| -> Option<Vec<Role>> {
+        if raw.is_empty() || raw.len() > MAX_ROLES {
+            errors.push(
+                path,
+                ("INVALID_ROLE", format!("must list 1-{MAX_ROLES} roles")),
+            );
+            return None;
+        }
+        let mut roles = Vec::new();
+        let mut ok = true;
+        for (i, r) in raw.iter().enumerate() {
+            match Role::parse(r) {
+                Some(role) => roles.push(role),
+                None => {
+                    ok = false;
+                    errors.push(
+                        format!("{path}[{i}]"),
+                        ("INVALID_ROLE", "must be ACCOUNT_OWNER or USER".into()),
+                    );
+                }
+            }
+        }
+        roles.sort();
+        roles.dedup();
+        ok.then_some(roles)
+    };
+    let top_roles = top.map(|r| parse("roleIds", r));
+    let nested_roles = nested.map(|r| parse("individualCustomer.user.roles", r));
+    match (top_roles, nested_roles) {
+        (None, None) => Some(vec![Role::AccountOwner, Role::User]),
+        (Some(roles), None) | (None, Some(roles)) => roles,
+        (Some(a), Some(b)) => {
+            if let (Some(a), Some(b)) = (&a, &b)
+                && a != b
+            {
+                errors.push("roleIds", conflict("individualCustomer.user.roles"));
+                return None;
+            }
+            a.and(b)
+        }
+    }
+}
+
+fn addresses(errors: &mut Errors, raw: Option<&[AddressDto]>) -> Vec<Address> {
+    const PATH: &str = "individualCustomer.person.addresses";
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_ADDRESSES {
+        errors.push(
+            PATH,
+            (
+                "INVALID_ADDRESS",
+                format!("at most {MAX_ADDRESSES} addresses"),
+            ),
+        );
+        return Vec::new();
+    }
+    if raw.iter().filter(|a| a.is_primary == Some(true)).count() > 1 {
+        errors.push(
+            PATH,
+            (
+                "INVALID_ADDRESS",
+                "at most one address may be primary".into(),
+            ),
+        );
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let p = |f: &str| format!("{PATH}[{i}].{f}");
+            Address {
+                kind: errors
+                    .opt(&p("type"), a.kind.as_ref(), text(30))
+                    .map(|k| k.to_uppercase()),
+                street: errors.opt(&p("street"), a.street.as_ref(), text(MAX_TEXT)),
+                street2: errors.opt(&p("street2"), a.street2.as_ref(), text(MAX_TEXT)),
+                city: errors.opt(&p("city"), a.city.as_ref(), text(MAX_TEXT)),
+                state: errors.opt(&p("state"), a.state.as_ref(), text(MAX_TEXT)),
+                postal_code: errors.opt(
+                    &p("postalCode"),
+                    a.postal_code.as_ref(),
+                    text(MAX_PINCODE),
+                ),
+                country: errors
+                    .opt(&p("country"), a.country.as_ref(), country)
+                    .map(|c| c.as_str().to_owned()),
+                is_primary: a.is_primary.unwrap_or(false),
+            }
+        })
+        .collect()
+}
+
+fn contacts(errors: &mut Errors, raw: Option<&[ContactDto]>) -> Vec<Contact> {
+    const PATH: &str = "individualCustomer.person.contacts";
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_CONTACTS {
+        errors.push(
+            PATH,
+            ("INVALID_FIELD", format!("at most {MAX_CONTACTS} contacts")),
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let kind = c.kind.as_deref().map(|k| k.trim().to_ascii_uppercase());
+        let value_path = format!("{PATH}[{i}].value");
+        let value = match kind.as_deref() {
+            Some("PHONE") => errors
+                .opt(
+                    &value_path,
+                    c.value.as_ref().or(Some(&String::new())),
+                    phone,
+                )
+                .map(|p| p.as_str().to_owned()),
+            Some("EMAIL") => errors
+                .opt(
+                    &value_path,
+                    c.value.as_ref().or(Some(&String::new())),
+                    email,
+                )
+                .map(|e| e.as_str().to_owned()),
+            _ => {
+                errors.push(
+                    format!("{PATH}[{i}].type"),
+                    ("INVALID_FIELD", "must be PHONE or EMAIL".into()),
+                );
+                None
+            }
+        };
+        if let (Some(kind), Some(value)) = (kind, value) {
+            out.push(Contact {
+                kind,
+                value,
+                is_primary: c.is_primary.unwrap_or(false),
+            });
+        }
+    }
+    out
+}
+
+fn categorization(
+    errors: &mut Errors,
+    req: &RegistrationRequest,
+    nested: Option<&super::dto::CategorizationDto>,
+) -> CategorizationRequest {
+    const C: &str = "individualCustomer.categorization";
+    let nested_id = errors.opt(
+        &format!("{C}.id"),
+        nested.and_then(|c| c.id.as_ref()),
+        text(MAX_TEXT),
+    );
+    let top_id = errors.opt(
+        "customerCategory.id",
+        req.customer_category.as_ref().and_then(|c| c.id.as_ref()),
+        text(MAX_TEXT),
+    );
+    let relations_raw = nested
+        .and_then(|c| c.category_feature_relations.as_deref())
+        .unwrap_or_default();
+    let path = format!("{C}.categoryFeatureRelations");
+    if relations_raw.len() > MAX_RELATIONS {
+        errors.push(
+            path,
+            (
+                "INVALID_FIELD",
+                format!("at most {MAX_RELATIONS} relations"),
+            ),
+        );
+        return CategorizationRequest::default();
+    }
+    let mut relations = Vec::with_capacity(relations_raw.len());
+    for (i, r) in relations_raw.iter().enumerate() {
+        let rp = format!("{path}[{i}]");
+        let feature = r.feature.as_ref();
+        let feature_code = errors.opt(
+            &format!("{rp}.feature.code"),
+            feature.and_then(|f| f.code.as_ref()),
+            text(MAX_TEXT),
+        );
+        let feature_id = errors.opt(
+            &format!("{rp}.feature.id"),
+            feature.and_then(|f| f.id.as_ref()),
+            text(MAX_TEXT),
+        );
+        let params_raw = r.parametrization.as_deref().unwrap_or_default();
+        if params_raw.len() > MAX_PARAMETERS {
+            errors.push(
+                format!("{rp}.parametrization"),
+                (
+                    "INVALID_FIELD",
+                    format!("at most {MAX_PARAMETERS} parameters"),
+                ),
+            );
+            continue;
+        }
+        let mut parameters = Vec::with_capacity(params_raw.len());
+        for (j, p) in params_raw.iter().enumerate() {
+            let pp = format!("{rp}.parametrization[{j}]");
+            let name = match &p.name {
+                Some(n) => errors.opt(&format!("{pp}.name"), Some(n), text(MAX_TEXT)),
+                None => {
+                    errors.push(
+                        format!("{pp}.name"),
+                        ("INVALID_FIELD", "is required".into()),
+                    );
+                    None
+                }
+            };
+            let value = match &p.value {
+                Some(v) => match parameter_value(v) {
+                    Ok(v) => Some(v),
+                    Err(problem) => {
+                        errors.push(format!("{pp}.value"), problem);
+                        None
+                    }
+                },
+                None => {
+                    errors.push(
+                        format!("{pp}.value"),
+                        ("INVALID_FIELD", "is required".into()),
+                    );
+                    None
+                }
+            };
+            if let (Some(name), Some(value)) = (name, value) {
+                parameters.push((name, value));
+            }
+        }
+        relations.push(FeatureRelationRequest {
+            feature_code,
+            feature_id,
+            enabled: r.enabled,
+            parameters,
+        });
+    }
+    CategorizationRequest {
+        category_id: nested_id.clone().or(top_id.clone()),
+        also_category_id: nested_id.and(top_id),
+        relations,
+    }
+}
