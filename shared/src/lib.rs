@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod categorization;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod password;

@@ -1,1 +1,91 @@
-//! placeholder
+//! Categorization lookup (§2): `GET /categorization/hierarchy/{tenantId}` returns the caller's
+//! tenant's hierarchy, served from the warm function's cache. This function also answers the
+//! gateway's `$default` route: unknown paths get 404 `ROUTE_NOT_FOUND`, known paths with the
+//! wrong method 405 `METHOD_NOT_ALLOWED`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::api::auth::{self, scopes};
+use shared::api::outcome::{finish, storage_failure};
+use shared::api::routes::{self, Function};
+use shared::api::{ApiError, json_response, request_id};
+use shared::categorization::HierarchyCache;
+use shared::config::Config;
+use shared::domain::TenantId;
+use shared::store::HierarchySource;
+
+const ROUTE: &str = "GET /categorization/hierarchy/{tenantId}";
+
+/// The categorization function, built once per cold start.
+pub struct Categorization {
+    config: Config,
+    hierarchies: HierarchyCache,
+}
+
+impl Categorization {
+    pub fn new(config: Config, source: Arc<dyn HierarchySource>) -> Self {
+        let hierarchies = HierarchyCache::new(source, config.hierarchy_cache_ttl);
+        Self {
+            config,
+            hierarchies,
+        }
+    }
+
+    /// Handles one API Gateway request; never fails (errors are designed responses).
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let mut tenant = None;
+        let result = self.lookup(&req, &request_id, &mut tenant).await;
+        finish(
+            ROUTE,
+            &request_id,
+            tenant.as_ref().map(TenantId::as_str),
+            started,
+            result,
+        )
+    }
+
+    async fn lookup(
+        &self,
+        req: &Request,
+        request_id: &str,
+        tenant_out: &mut Option<TenantId>,
+    ) -> Result<Response<Body>, ApiError> {
+        let (route, params) = routes::resolve(req.method().as_str(), req.uri().path())?;
+        if route.function != Function::Categorization {
+            return Err(ApiError::RouteNotFound);
+        }
+        let caller = auth::caller(req, &self.config.tenant_claim, scopes::CATEGORIZATION_READ)?;
+        *tenant_out = Some(caller.tenant.clone());
+        let header =
+            auth::tenant_header(req).ok_or(ApiError::MissingHeaders(vec!["X-Tenant-ID"]))?;
+        auth::check_tenant_header(&caller, header)?;
+        let path_tenant = params
+            .iter()
+            .find(|(name, _)| *name == "tenantId")
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        let path_tenant = TenantId::parse(path_tenant).map_err(|_| ApiError::InvalidTenantId)?;
+        if path_tenant != caller.tenant {
+            return Err(ApiError::TenantMismatch);
+        }
+        let hierarchy = self
+            .hierarchies
+            .get(&caller.tenant)
+            .await
+            .map_err(storage_failure)?
+            .ok_or(ApiError::CategorizationNotFound)?;
+        Ok(json_response(
+            StatusCode::OK,
+            "Hierarchy retrieved successfully",
+            None,
+            hierarchy.as_ref(),
+            request_id,
+            &[],
+        ))
+    }
+}

@@ -6,6 +6,7 @@ pub mod body;
 pub mod client_context;
 pub mod envelope;
 pub mod error;
+pub mod outcome;
 pub mod routes;
 
 pub use envelope::{Envelope, json_response};

@@ -46,7 +46,7 @@ pub const ROUTES: [Route; 4] = [
 impl Route {
     /// Path parameters when `path` matches this route's template (segments compared literally,
     /// `{name}` matching one non-empty segment).
-    pub fn match_path(&self, path: &str) -> Option<Vec<(&'static str, String)>> {
+    pub fn match_path(&self, path: &str) -> Option<PathParams> {
         let mut params = Vec::new();
         let mut template = self.path.split('/');
         let mut actual = path.split('/');
@@ -66,8 +66,11 @@ impl Route {
     }
 }
 
+/// Path parameters by name, in template order.
+pub type PathParams = Vec<(&'static str, String)>;
+
 /// Resolves a request to a route and its path parameters, or the contract's 404/405.
-pub fn resolve(method: &str, path: &str) -> Result<(Route, Vec<(&'static str, String)>), ApiError> {
+pub fn resolve(method: &str, path: &str) -> Result<(Route, PathParams), ApiError> {
     let path = if path.len() > 1 {
         path.trim_end_matches('/')
     } else {

@@ -99,11 +99,7 @@ mod tests {
                 Err(DobError::Underage(_)) => Err("underage"),
                 Err(DobError::Invalid(_)) => Err("invalid"),
             };
-            assert_eq!(
-                got.as_deref().map_err(|e| *e),
-                expected.map(|s| s),
-                "{raw:?}"
-            );
+            assert_eq!(got.as_deref().map_err(|e| *e), expected, "{raw:?}");
         }
     }
 

@@ -7,7 +7,7 @@ mod dto;
 mod validate;
 
 pub use customer::{
-    Address, Contact, Customer, CustomerStatus, Person, User, UserStatus, timestamp,
+    Address, Audit, Contact, Customer, CustomerStatus, Person, User, UserStatus, timestamp,
 };
 pub use dto::RegistrationRequest;
 pub use validate::{NewRegistration, ValidationContext, validate};

@@ -1,1 +1,220 @@
+//! Operator commands (§7): create the table exactly as `template.yaml` declares it (local
+//! stacks and tests), and validate and put a tenant's categorization hierarchy into a table,
+//! local or in AWS. The hierarchy is checked before anything is written, and written in one
+//! transaction.
 
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use serde_norway::Value;
+use shared::categorization::Hierarchy;
+use shared::store::dynamodb::DynamoStore;
+
+/// The DynamoDB table resource of a SAM/CloudFormation template.
+pub fn table_properties(template: &str) -> anyhow::Result<Value> {
+    let doc: Value = serde_norway::from_str(template).context("template.yaml is not YAML")?;
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .context("template has no Resources")?;
+    let tables: Vec<&Value> = resources
+        .values()
+        .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
+        .collect();
+    match tables.as_slice() {
+        [table] => table
+            .get("Properties")
+            .cloned()
+            .context("table has no Properties"),
+        _ => bail!(
+            "template must declare exactly one AWS::DynamoDB::Table, found {}",
+            tables.len()
+        ),
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .with_context(|| format!("table property {key} missing or not a string"))
+}
+
+/// Creates `table_name` with the key schema, attributes, billing mode and TTL of the
+/// template's table. An existing table is left as it is.
+pub async fn create_table(
+    client: &Client,
+    template: &str,
+    table_name: &str,
+) -> anyhow::Result<bool> {
+    let props = table_properties(template)?;
+    let mut request = client.create_table().table_name(table_name);
+    for attr in props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .context("AttributeDefinitions missing")?
+    {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(str_of(attr, "AttributeName")?)
+                .attribute_type(ScalarAttributeType::from(str_of(attr, "AttributeType")?))
+                .build()?,
+        );
+    }
+    for key in props
+        .get("KeySchema")
+        .and_then(Value::as_sequence)
+        .context("KeySchema missing")?
+    {
+        request = request.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(str_of(key, "AttributeName")?)
+                .key_type(KeyType::from(str_of(key, "KeyType")?))
+                .build()?,
+        );
+    }
+    let billing = props
+        .get("BillingMode")
+        .and_then(Value::as_str)
+        .unwrap_or("PROVISIONED");
+    if billing != "PAY_PER_REQUEST" {
+        bail!("the template's table must be on-demand (PAY_PER_REQUEST), is {billing}");
+    }
+    request = request.billing_mode(BillingMode::PayPerRequest);
+    match request.send().await {
+        Ok(_) => {}
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(false);
+        }
+        Err(err) => {
+            return Err(anyhow::anyhow!(
+                "{}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(err)
+            ))
+            .context("create table");
+        }
+    }
+    if let Some(ttl) = props.get("TimeToLiveSpecification")
+        && ttl.get("Enabled").and_then(Value::as_bool) == Some(true)
+    {
+        client
+            .update_time_to_live()
+            .table_name(table_name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(str_of(ttl, "AttributeName")?)
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            .context("enable TTL")?;
+    }
+    Ok(true)
+}
+
+/// Reads hierarchies from a file holding one hierarchy (§2's `data`) or `{"tenants": [...]}`.
+pub fn read_hierarchies(path: &Path) -> anyhow::Result<Vec<Hierarchy>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    parse_hierarchies(&text).with_context(|| format!("parse {}", path.display()))
+}
+
+pub fn parse_hierarchies(text: &str) -> anyhow::Result<Vec<Hierarchy>> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let list = match value.get("tenants") {
+        Some(tenants) => serde_json::from_value(tenants.clone())?,
+        None => vec![serde_json::from_value(value)?],
+    };
+    Ok(list)
+}
+
+/// Refuses a hierarchy with any problem, naming them all.
+pub fn validate(hierarchy: &Hierarchy) -> anyhow::Result<()> {
+    let problems = hierarchy.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    bail!(
+        "hierarchy of tenant {} is invalid:\n  - {}",
+        hierarchy.tenant_id,
+        list.join("\n  - ")
+    )
+}
+
+/// Validates and writes one hierarchy; returns the number of items written or deleted.
+pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow::Result<usize> {
+    validate(hierarchy)?;
+    store
+        .put_hierarchy(hierarchy)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: {:?}",
+                std::error::Error::source(&e).map(ToString::to_string)
+            )
+        })
+        .with_context(|| format!("put hierarchy of tenant {}", hierarchy.tenant_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_declares_one_on_demand_table_keyed_by_pk_and_sk() {
+        let template = include_str!("../../../template.yaml");
+        let props = table_properties(template).unwrap();
+        assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        let keys: Vec<&str> = props["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| k["AttributeName"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["PK", "SK"]);
+        assert_eq!(
+            props["TimeToLiveSpecification"]["AttributeName"].as_str(),
+            Some("expiresAt")
+        );
+    }
+
+    #[test]
+    fn hierarchy_files_hold_one_tenant_or_a_list() {
+        let demo = include_str!("../../../../shared/spec/demo-hierarchy.json");
+        let all = parse_hierarchies(demo).unwrap();
+        assert_eq!(all.len(), 2);
+        let one = serde_json::to_string(&all[1]).unwrap();
+        assert_eq!(
+            parse_hierarchies(&one).unwrap()[0].tenant_id,
+            all[1].tenant_id
+        );
+        for h in &all {
+            validate(h).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_invalid_hierarchy_is_refused_with_every_problem_named() {
+        let mut h = parse_hierarchies(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+            .unwrap()
+            .remove(0);
+        h.default_category_id = Some("MISSING".into());
+        h.features.clear();
+        let message = validate(&h).unwrap_err().to_string();
+        assert!(message.contains("defaultCategoryId MISSING"), "{message}");
+        assert!(
+            message.contains("unknown feature TRANSACTION_LIMITS"),
+            "{message}"
+        );
+    }
+}

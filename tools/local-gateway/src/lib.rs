@@ -1,1 +1,208 @@
+//! The local gateway (§7): serves the routes of `template.yaml` on 127.0.0.1, verifies bearer
+//! tokens as the HTTP API JWT authorizer would (including route scopes), builds the same v2.0
+//! event API Gateway sends, and calls the very handler functions the Lambdas run.
 
+pub mod event;
+pub mod jwt;
+
+use std::sync::Arc;
+
+use activation::Activation;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use categorization::Categorization;
+use lambda_http::Body;
+use registration::Registration;
+use shared::api::ApiError;
+use shared::api::auth::scopes;
+use shared::api::routes::{self, Function};
+use shared::clock::{Clock, SystemClock};
+use shared::config::Config;
+use shared::store::dynamodb::DynamoStore;
+
+pub use jwt::LocalAuthorizer;
+
+/// API Gateway's own payload limit (the functions enforce the contract's 64 KiB).
+const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The three functions, as their `main`s build them.
+pub struct Functions {
+    pub categorization: Categorization,
+    pub registration: Registration,
+    pub activation: Activation,
+}
+
+impl Functions {
+    pub fn new(config: Config, store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
+        let store = Arc::new(store);
+        Self {
+            categorization: Categorization::new(config.clone(), store.clone()),
+            registration: Registration::new(config.clone(), store.clone(), store, clock),
+            activation: Activation::new(config),
+        }
+    }
+
+    pub fn with_system_clock(config: Config, store: DynamoStore) -> Self {
+        Self::new(config, store, Arc::new(SystemClock))
+    }
+}
+
+/// Gateway state: the functions and the authorizer.
+pub struct Gateway {
+    pub functions: Functions,
+    pub authorizer: LocalAuthorizer,
+}
+
+/// The scope a route declares in `template.yaml` (`None` for `$default`).
+pub fn route_scope(function: Function) -> &'static str {
+    match function {
+        Function::Categorization => scopes::CATEGORIZATION_READ,
+        Function::Registration => scopes::CUSTOMERS_WRITE,
+        Function::Activation => scopes::CUSTOMERS_ACTIVATE,
+    }
+}
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new().fallback(dispatch).with_state(gateway)
+}
+
+async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, GATEWAY_MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return to_axum(ApiError::PayloadTooLarge.into_response(&request_id)),
+    };
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+
+    // Route selection as API Gateway does it: a declared route, else `$default`.
+    let (route_key, function, path_parameters) = match routes::resolve(method, path) {
+        Ok((route, params)) => (
+            format!("{} {}", route.method, route.path),
+            Some(route.function),
+            params,
+        ),
+        Err(_) => ("$default".to_owned(), None, Vec::new()),
+    };
+
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let claims = match gateway.authorizer.verify(authorization) {
+        Ok(claims) => claims,
+        Err(_) => return to_axum(ApiError::Unauthorized.into_response(&request_id)),
+    };
+    if let Some(function) = function {
+        let required = route_scope(function);
+        let granted = claims
+            .get("scope")
+            .is_some_and(|s| s.split(' ').any(|scope| scope == required));
+        if !granted {
+            return to_axum(ApiError::InsufficientScope { required }.into_response(&request_id));
+        }
+    }
+
+    let incoming = event::Incoming {
+        method,
+        path,
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+        route_key: &route_key,
+        path_parameters: &path_parameters,
+        claims: &claims,
+        request_id: &request_id,
+        source_ip: "127.0.0.1",
+    };
+    let event = event::build(&incoming).to_string();
+    let lambda_request = match lambda_http::request::from_str(&event) {
+        Ok(req) => req,
+        Err(err) => {
+            tracing::error!(error = %err, "local gateway built an event lambda_http cannot read");
+            return to_axum(ApiError::Internal.into_response(&request_id));
+        }
+    };
+    let f = &gateway.functions;
+    let response = match function {
+        Some(Function::Registration) => f.registration.handle(lambda_request).await,
+        Some(Function::Activation) => f.activation.handle(lambda_request).await,
+        Some(Function::Categorization) | None => f.categorization.handle(lambda_request).await,
+    };
+    to_axum(response)
+}
+
+fn to_axum(response: lambda_http::Response<Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = match body {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = (parts.status, bytes).into_response();
+    for (name, value) in &parts.headers {
+        out.headers_mut().insert(name, value.clone());
+    }
+    out
+}
+
+/// `(METHOD, path)` of every HttpApi event in a SAM template, `$default` included.
+pub fn template_routes(template: &str) -> anyhow::Result<Vec<(String, String)>> {
+    use serde_norway::Value;
+    let doc: Value = serde_norway::from_str(template)?;
+    let mut routes = Vec::new();
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| anyhow::anyhow!("no Resources"))?;
+    for resource in resources.values() {
+        let Some(events) = resource
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping)
+        else {
+            continue;
+        };
+        for event in events.values() {
+            if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                continue;
+            }
+            let props = event.get("Properties");
+            let get = |k: &str| {
+                props
+                    .and_then(|p| p.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            routes.push((get("Method").to_uppercase(), get("Path")));
+        }
+    }
+    routes.sort();
+    Ok(routes)
+}
+
+/// The routes this gateway serves, in the same form.
+pub fn served_routes() -> Vec<(String, String)> {
+    let mut served: Vec<(String, String)> = routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .chain(std::iter::once(("ANY".to_owned(), "$default".to_owned())))
+        .collect();
+    served.sort();
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_gateway_serves_exactly_the_routes_of_the_template() {
+        let template = include_str!("../../../template.yaml");
+        assert_eq!(template_routes(template).unwrap(), served_routes());
+    }
+}

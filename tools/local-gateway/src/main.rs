@@ -1,1 +1,33 @@
-fn main() {}
+//! `local-gateway`: the local API Gateway for `make run`. Reads the functions' configuration
+//! from the environment (as the Lambdas do) plus `API_PORT` (default 3000).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use local_gateway::{Functions, Gateway, LocalAuthorizer, router};
+use shared::config::Config;
+use shared::store::dynamodb::{DynamoStore, client_from_env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let port: u16 = std::env::var("API_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let store = DynamoStore::new(client_from_env().await, &config.table_name);
+    let gateway = Arc::new(Gateway {
+        functions: Functions::with_system_clock(config, store),
+        authorizer: LocalAuthorizer::from_env(),
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("local gateway listening on http://{addr}");
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Builds the API Gateway HTTP API (payload v2.0) event for a local request, exactly the JSON a
+//! Lambda receives in AWS, and lets `lambda_http` turn it into the `Request` the handlers see.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+/// What the gateway knows about one request.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+    pub route_key: &'a str,
+    pub path_parameters: &'a [(&'static str, String)],
+    pub claims: &'a HashMap<String, String>,
+    pub request_id: &'a str,
+    pub source_ip: &'a str,
+}
+
+pub fn build(incoming: &Incoming<'_>) -> Value {
+    let mut headers = Map::new();
+    for name in incoming.headers.keys() {
+        let values: Vec<&str> = incoming
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        headers.insert(name.as_str().to_ascii_lowercase(), json!(values.join(",")));
+    }
+    let user_agent = headers.get("user-agent").cloned().unwrap_or(json!(""));
+    let mut query = Map::new();
+    for pair in incoming.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query.insert(k.to_owned(), json!(v));
+    }
+    let path_parameters: Map<String, Value> = incoming
+        .path_parameters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let (body, is_base64) = match std::str::from_utf8(incoming.body) {
+        _ if incoming.body.is_empty() => (Value::Null, false),
+        Ok(text) => (json!(text), false),
+        Err(_) => (
+            json!(base64::engine::general_purpose::STANDARD.encode(incoming.body)),
+            true,
+        ),
+    };
+    let now = chrono::Utc::now();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": incoming.route_key,
+        "rawPath": incoming.path,
+        "rawQueryString": incoming.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {
+                "method": incoming.method,
+                "path": incoming.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": incoming.source_ip,
+                "userAgent": user_agent,
+            },
+            "requestId": incoming.request_id,
+            "routeKey": incoming.route_key,
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+            "authorizer": { "jwt": { "claims": incoming.claims, "scopes": null } },
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !path_parameters.is_empty() {
+        event["pathParameters"] = Value::Object(path_parameters);
+    }
+    event
+}

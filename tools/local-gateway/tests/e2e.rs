@@ -1,0 +1,459 @@
+//! End-to-end tests: HTTP through the local gateway (JWT authorizer, v2.0 events, the real
+//! handler functions) against the DynamoDB-compatible server that `make test` starts (moto).
+//! One table per test run, created from `template.yaml`; one tenant and one gateway per test.
+
+mod support;
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use support::{Stack, contract_body};
+
+#[tokio::test]
+async fn the_contract_example_registers_a_customer_with_one_customer_and_one_email_item() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let response = stack
+        .register(
+            &tenant,
+            &contract_body(&tenant, "marcus.jensen@example.com"),
+        )
+        .await;
+
+    assert_eq!(response.status, 201, "{}", response.body);
+    let data = &response.body["data"];
+    assert_eq!(response.body["code"], 201);
+    assert_eq!(data["tenantId"], tenant.as_str());
+    assert_eq!(data["customerType"], "CT_PERSON");
+    assert_eq!(data["customerStatus"], "CS_REGISTRATION_COMPLETED");
+    assert_eq!(data["individual"], true);
+    assert_eq!(data["person"]["fullName"], "Marcus Jensen");
+    assert_eq!(data["person"]["phone"], "+37060012345");
+    assert_eq!(data["person"]["nationality"], "LT");
+    assert_eq!(data["person"]["addresses"][0]["country"], "LT");
+    assert_eq!(data["user"]["username"], "marcus.jensen@example.com");
+    assert_eq!(data["user"]["roles"], json!(["ACCOUNT_OWNER", "USER"]));
+    assert_eq!(data["user"]["status"], "PENDING_ACTIVATION");
+    assert_eq!(data["user"]["isActive"], false);
+    assert_eq!(
+        data["categorization"]["categoryId"],
+        "MEDIUM_RISK_INDIVIDUAL"
+    );
+    assert_eq!(
+        data["categorization"]["id"],
+        "e50bb9ad-6a97-41da-8e66-4c3c0f7e2a3d"
+    );
+    let id = data["id"].as_str().unwrap();
+    assert_eq!(
+        response
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("/api/v2.1/customer/individual/{id}").as_str())
+    );
+    assert_eq!(
+        response.body["redirectUrl"],
+        format!("/auth/activate-account?customerId={id}")
+    );
+    assert!(response.headers.contains_key("x-request-id"));
+    let text = response.body.to_string();
+    assert!(
+        !text.contains("SecurePass123!"),
+        "the password must never be returned"
+    );
+    assert!(!text.contains("argon2"), "nor its hash");
+
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    let customer = items
+        .iter()
+        .find(|i| i["SK"] == "CUSTOMER")
+        .expect("customer item");
+    assert_eq!(customer["PK"], format!("TENANT#{tenant}#CUSTOMER#{id}"));
+    assert!(
+        customer["passwordHash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert_eq!(customer["audit"]["registration"]["deviceId"], "device-e2e");
+    let marker = items
+        .iter()
+        .find(|i| i["SK"] == "EMAIL")
+        .expect("e-mail item");
+    assert_eq!(
+        marker["PK"],
+        format!("TENANT#{tenant}#EMAIL#marcus.jensen@example.com")
+    );
+    assert_eq!(marker["customerId"], id);
+}
+
+#[tokio::test]
+async fn smart_selection_fills_the_mandatory_keys_the_client_left_out() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "defaults@example.com");
+    body["individualCustomer"]
+        .as_object_mut()
+        .unwrap()
+        .remove("categorization");
+    body.as_object_mut().unwrap().remove("customerCategory");
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let categorization = &response.body["data"]["categorization"];
+    assert_eq!(
+        categorization["categoryId"], "MEDIUM_RISK_INDIVIDUAL",
+        "the tenant default"
+    );
+    let profile = &categorization["features"][0];
+    assert_eq!(profile["featureCode"], "MEDIUM_RISK_PROFILE");
+    let params: Vec<(String, String, String)> = profile["parametrization"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["value"].as_str().unwrap().into(),
+                p["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("riskLevel", "MEDIUM"),
+        ("riskScore", "55"),
+        ("pep", "false"),
+        ("sanctionsCheck", "STANDARD"),
+        ("monitoring", "WEEKLY"),
+        ("monthlyLimit", "20000"),
+    ];
+    for (i, (name, value)) in expected.iter().enumerate() {
+        assert_eq!(
+            params[i],
+            ((*name).into(), (*value).into(), "DEFAULT".into())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flat_object_is_refused_and_nothing_is_written() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "flat@example.com");
+    body.as_object_mut().unwrap().remove("individualCustomer");
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body["data"]["error"], "FLAT_OBJECT_NOT_SUPPORTED");
+    assert!(
+        response.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("individualCustomer.person")
+    );
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn every_field_problem_is_reported_in_one_answer() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "many@example.com");
+    body["matchingPassword"] = json!("SomethingElse123!");
+    body["individualCustomer"]["person"]["email"] = json!("not-an-email");
+    body["individualCustomer"]["person"]["firstName"] = json!("R2D2");
+    body["individualCustomer"]["person"]["dateOfBirth"] = json!("1990-02-30");
+    body["individualCustomer"]["person"]["gender"] = json!("ROBOT");
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body["data"]["error"], "VALIDATION_FAILED");
+    let errors: HashSet<(String, String)> = response.body["data"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().into(),
+                e["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("matchingPassword", "PASSWORD_MISMATCH"),
+        ("individualCustomer.person.email", "INVALID_EMAIL"),
+        ("individualCustomer.person.firstName", "INVALID_NAME"),
+        (
+            "individualCustomer.person.dateOfBirth",
+            "INVALID_DATE_OF_BIRTH",
+        ),
+        ("individualCustomer.person.gender", "INVALID_GENDER"),
+    ] {
+        assert!(
+            errors.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {errors:?}"
+        );
+    }
+    assert!(!response.body.to_string().contains("SecurePass123!"));
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn an_email_differing_only_in_case_is_a_conflict() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let first = stack
+        .register(&tenant, &contract_body(&tenant, "case@example.com"))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = stack
+        .register(&tenant, &contract_body(&tenant, "CASE@Example.COM"))
+        .await;
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(second.body["data"]["error"], "EMAIL_ALREADY_EXISTS");
+    assert_eq!(stack.items_of(&tenant).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_same_email_in_another_tenant_is_a_different_customer() {
+    let stack = Stack::start().await;
+    let a = stack.tenant_with_demo_hierarchy().await;
+    let b = stack.tenant_with_demo_hierarchy().await;
+    assert_eq!(
+        stack
+            .register(&a, &contract_body(&a, "shared@example.com"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        stack
+            .register(&b, &contract_body(&b, "shared@example.com"))
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_registrations_of_one_email_create_exactly_one_customer() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "race@example.com");
+    let attempts = (0..20).map(|_| stack.register(&tenant, &body));
+    let responses = futures::future::join_all(attempts).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
+    assert_eq!(items.iter().filter(|i| i["SK"] == "EMAIL").count(), 1);
+}
+
+#[tokio::test]
+async fn x_tenant_id_must_match_the_token() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, None);
+    let response = stack
+        .post_raw(
+            support::REGISTRATION,
+            &token,
+            "someone-else",
+            &contract_body(&tenant, "m@example.com").to_string(),
+        )
+        .await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.body["data"]["error"], "TENANT_MISMATCH");
+    let mut body = contract_body(&tenant, "m@example.com");
+    body["individualCustomer"]["tenantId"] = json!("someone-else");
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.body["data"]["error"], "TENANT_MISMATCH");
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn a_token_without_the_route_scope_is_forbidden() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, Some(&["onboarding/categorization.read"]));
+    let response = stack
+        .post_raw(
+            support::REGISTRATION,
+            &token,
+            &tenant,
+            &contract_body(&tenant, "s@example.com").to_string(),
+        )
+        .await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.body["data"]["error"], "INSUFFICIENT_SCOPE");
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn missing_client_context_headers_are_all_named() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, None);
+    let response = stack
+        .http
+        .post(format!("{}{}", stack.base, support::REGISTRATION))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("user-agent", "e2e")
+        .body(contract_body(&tenant, "h@example.com").to_string())
+        .send()
+        .await
+        .unwrap();
+    let response = support::Reply::read(response).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body["data"]["error"], "MISSING_HEADERS");
+    assert_eq!(
+        response.body["data"]["missingHeaders"],
+        json!(["X-Tenant-ID", "X-Forwarded-From", "platform", "deviceId"])
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_category_is_refused() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "cat@example.com");
+    body["individualCustomer"]["categorization"]["id"] = json!("PLATINUM");
+    body.as_object_mut().unwrap().remove("customerCategory");
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body["data"]["error"], "CATEGORY_NOT_FOUND");
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn parametrization_values_outside_the_allowed_ones_are_refused() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "params@example.com");
+    body["individualCustomer"]["categorization"]["categoryFeatureRelations"][0]["parametrization"] =
+        json!([{"name": "riskScore", "value": "101"}, {"name": "riskLevel", "value": "EXTREME"}]);
+    let response = stack.register(&tenant, &body).await;
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(response.body["data"]["error"], "CATEGORIZATION_INVALID");
+    let invalid = response.body["data"]["invalidValues"].as_object().unwrap();
+    assert!(
+        invalid.contains_key("MEDIUM_RISK_PROFILE.riskScore"),
+        "{invalid:?}"
+    );
+    assert!(
+        invalid.contains_key("MEDIUM_RISK_PROFILE.riskLevel"),
+        "{invalid:?}"
+    );
+    assert_eq!(response.body["data"]["missingKeys"], json!([]));
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+}
+
+#[tokio::test]
+async fn the_hierarchy_lookup_serves_the_callers_tenant_only() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let own = stack
+        .get(&support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.body["message"], "Hierarchy retrieved successfully");
+    assert_eq!(own.body["data"]["tenantId"], tenant.as_str());
+    assert_eq!(
+        own.body["data"]["defaultCategoryId"],
+        "MEDIUM_RISK_INDIVIDUAL"
+    );
+    assert_eq!(
+        own.body["data"]["features"]["MEDIUM_RISK_PROFILE"]["allowedValues"]["riskScore"],
+        json!(["0-100"])
+    );
+    let other = stack
+        .get(&support::hierarchy_path("tenant_cloudvault"), &tenant, None)
+        .await;
+    assert_eq!(other.status, 403);
+    assert_eq!(other.body["data"]["error"], "TENANT_MISMATCH");
+
+    let bare = format!("bare-{}", uuid::Uuid::new_v4().simple());
+    let missing = stack
+        .get(&support::hierarchy_path(&bare), &bare, None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["data"]["error"], "CATEGORIZATION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_missing_tokens_and_answers_unknown_routes_in_the_envelope() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let no_token = stack
+        .http
+        .get(format!(
+            "{}{}",
+            stack.base,
+            support::hierarchy_path(&tenant)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let no_token = support::Reply::read(no_token).await;
+    assert_eq!(no_token.status, 401);
+    assert_eq!(no_token.body["data"]["error"], "UNAUTHORIZED");
+
+    let unknown = stack
+        .get(
+            "/api/v2.1/customer/individual/nothing/here/at/all",
+            &tenant,
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["data"]["error"], "ROUTE_NOT_FOUND");
+
+    let wrong_method = stack.get(support::REGISTRATION, &tenant, None).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.body["data"]["error"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_refused_with_their_codes() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, None);
+    let cases: [(&str, String, u16, &str); 4] = [
+        (
+            "application/json",
+            "{\"individualCustomer\": ".into(),
+            400,
+            "MALFORMED_JSON",
+        ),
+        ("text/plain", "{}".into(), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            "application/json",
+            format!("{{\"x\":\"{}\"}}", "a".repeat(70_000)),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            "application/json",
+            "{\"individualCustomer\":{\"person\":[]}}".into(),
+            400,
+            "VALIDATION_FAILED",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        let response = stack
+            .post_typed(support::REGISTRATION, &token, &tenant, content_type, body)
+            .await;
+        assert_eq!(response.status, status, "{code}: {}", response.body);
+        assert_eq!(response.body["data"]["error"], code);
+    }
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+    let _: Value = Value::Null;
+}

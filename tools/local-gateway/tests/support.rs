@@ -1,0 +1,242 @@
+//! Test support: a gateway per test on a free port, against the run's table in moto.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_gateway::{Functions, Gateway, LocalAuthorizer, router};
+use serde_json::{Value, json};
+use shared::config::Config;
+use shared::store::dynamodb::{DynamoStore, client_from_env};
+use tokio::sync::OnceCell;
+
+pub const REGISTRATION: &str = "/api/v2.1/customer/individual/registration";
+
+pub fn hierarchy_path(tenant: &str) -> String {
+    format!("/api/v2.1/customer/individual/categorization/hierarchy/{tenant}")
+}
+
+static TABLE: OnceCell<String> = OnceCell::const_new();
+
+/// The run's table, created once from `template.yaml`.
+async fn table(client: &Client) -> String {
+    TABLE
+        .get_or_init(|| async {
+            let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+            let template = include_str!("../../../template.yaml");
+            admin::create_table(client, template, &name)
+                .await
+                .expect("create table in moto");
+            name
+        })
+        .await
+        .clone()
+}
+
+pub struct Stack {
+    pub base: String,
+    pub table: String,
+    pub client: Client,
+    pub store: DynamoStore,
+    pub authorizer: LocalAuthorizer,
+    pub http: reqwest::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+            "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
+        );
+        let client = client_from_env().await;
+        let table = table(&client).await;
+        let config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let store = DynamoStore::new(client.clone(), &table);
+        let authorizer =
+            LocalAuthorizer::new("e2e-issuer", "e2e-audience", "e2e-secret", "tenant_id");
+        let gateway = Arc::new(Gateway {
+            functions: Functions::with_system_clock(config, store.clone()),
+            authorizer: authorizer.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router(gateway)).await });
+        Self {
+            base,
+            table,
+            client,
+            store,
+            authorizer,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A fresh tenant holding the first demo tenant's hierarchy.
+    pub async fn tenant_with_demo_hierarchy(&self) -> String {
+        let tenant = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let mut hierarchy =
+            admin::parse_hierarchies(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+                .unwrap()
+                .remove(0);
+        hierarchy.tenant_id = shared::domain::TenantId::parse(&tenant).unwrap();
+        admin::put_hierarchy(&self.store, &hierarchy)
+            .await
+            .expect("put hierarchy");
+        tenant
+    }
+
+    pub fn token(&self, tenant: &str, scopes: Option<&[&str]>) -> String {
+        let all = [
+            "onboarding/categorization.read",
+            "onboarding/customers.write",
+            "onboarding/customers.activate",
+        ];
+        self.authorizer.mint(tenant, scopes.unwrap_or(&all), 300)
+    }
+
+    pub async fn register(&self, tenant: &str, body: &Value) -> Reply {
+        let token = self.token(tenant, None);
+        self.post_raw(REGISTRATION, &token, tenant, &body.to_string())
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        tenant_header: &str,
+        body: &str,
+    ) -> Reply {
+        self.post_typed(
+            path,
+            token,
+            tenant_header,
+            "application/json",
+            body.to_owned(),
+        )
+        .await
+    }
+
+    pub async fn post_typed(
+        &self,
+        path: &str,
+        token: &str,
+        tenant_header: &str,
+        content_type: &str,
+        body: String,
+    ) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .header("x-tenant-id", tenant_header)
+            .header("x-forwarded-from", "web-app")
+            .header("platform", "web")
+            .header("deviceId", "device-e2e")
+            .header("user-agent", "e2e-tests/1.0")
+            .body(body)
+            .send()
+            .await
+            .expect("gateway answers");
+        Reply::read(response).await
+    }
+
+    pub async fn get(&self, path: &str, tenant: &str, scopes: Option<&[&str]>) -> Reply {
+        let token = self.token(tenant, scopes);
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("x-tenant-id", tenant)
+            .send()
+            .await
+            .expect("gateway answers");
+        Reply::read(response).await
+    }
+
+    /// Every item of the table that belongs to `tenant`, as plain JSON.
+    pub async fn items_of(&self, tenant: &str) -> Vec<Value> {
+        let prefix = format!("TENANT#{tenant}#");
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(PK, :p) AND NOT contains(PK, :c)")
+                .expression_attribute_values(":p", AttributeValue::S(prefix.clone()))
+                .expression_attribute_values(":c", AttributeValue::S("#CATEGORIZATION".into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items.unwrap_or_default() {
+                let value: HashMap<String, Value> =
+                    serde_dynamo::from_item(item).expect("item as JSON");
+                items.push(serde_json::to_value(value).unwrap());
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return items,
+            }
+        }
+    }
+}
+
+/// The contract's §3.1 example body for `tenant`, with `email`.
+pub fn contract_body(tenant: &str, email: &str) -> Value {
+    json!({
+        "firstName": "Marcus", "lastName": "Jensen",
+        "email": email, "phone": "+37060012345",
+        "password": "SecurePass123!", "matchingPassword": "SecurePass123!",
+        "roleIds": ["ACCOUNT_OWNER", "USER"],
+        "dateOfBirth": "1990-05-15", "gender": "MALE",
+        "nationality": "LT", "placeOfBirth": "Vilnius", "pincode": "12345",
+        "customerCategory": { "id": "MEDIUM_RISK_INDIVIDUAL", "name": "Medium Risk Individual" },
+        "individualCustomer": {
+            "customerName": "Marcus Jensen",
+            "tenantId": tenant,
+            "person": {
+                "firstName": "Marcus", "lastName": "Jensen", "email": email,
+                "phone": "+37060012345", "dateOfBirth": "1990-05-15", "gender": "MALE",
+                "nationality": "Lithuania", "placeOfBirth": "Vilnius", "pincode": "12345",
+                "addresses": [ { "type": "HOME", "street": "Gedimino pr. 1", "city": "Vilnius",
+                                 "postalCode": "01103", "country": "LT", "isPrimary": true } ],
+                "contacts": [ { "type": "PHONE", "value": "+37060012345", "isPrimary": true } ] },
+            "user": { "username": email, "roles": ["ACCOUNT_OWNER", "USER"] },
+            "categorization": {
+                "id": "MEDIUM_RISK_INDIVIDUAL",
+                "categoryFeatureRelations": [ {
+                    "feature": { "id": "7c1d9e22-3b4a-4f5e-8a6b-9c0d1e2f3a4b", "code": "MEDIUM_RISK_PROFILE" },
+                    "enabled": true,
+                    "parametrization": [ { "name": "riskLevel", "value": "MEDIUM" },
+                                         { "name": "riskScore", "value": "55" } ] } ] } }
+    })
+}
