@@ -89,3 +89,45 @@ impl Categorization {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::store::memory::MemoryStore;
+
+    fn function(with_hierarchy: bool) -> Categorization {
+        let demo: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json")).unwrap();
+        let store = if with_hierarchy {
+            MemoryStore::with_hierarchy(serde_json::from_value(demo["tenants"][0].clone()).unwrap())
+        } else {
+            MemoryStore::default()
+        };
+        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        Categorization::new(config, Arc::new(store))
+    }
+
+    #[tokio::test]
+    async fn categorization_events_get_their_contract_answers() {
+        let cases: [(&str, &str, bool, u16, &str); 4] = [
+            ("get", include_str!("../../../events/categorization-get-hierarchy.json"), true, 200, ""),
+            ("none", include_str!("../../../events/categorization-get-hierarchy.json"), false, 404, "CATEGORIZATION_NOT_FOUND"),
+            ("other", include_str!("../../../events/categorization-other-tenant.json"), true, 403, "TENANT_MISMATCH"),
+            ("default", include_str!("../../../events/default-unknown-route.json"), true, 404, "ROUTE_NOT_FOUND"),
+        ];
+        for (name, event, seeded, status, code) in cases {
+            let response = function(seeded).handle(lambda_http::request::from_str(event).unwrap()).await;
+            let json: serde_json::Value = match response.body() {
+                Body::Text(text) => serde_json::from_str(text).unwrap(),
+                other => panic!("{name}: unexpected body {other:?}"),
+            };
+            assert_eq!(response.status().as_u16(), status, "{name}: {json}");
+            if status == 200 {
+                assert_eq!(json["data"]["tenantName"], "Finsei Ltd");
+                assert_eq!(json["data"]["categories"].as_object().unwrap().len(), 3);
+            } else {
+                assert_eq!(json["data"]["error"], code, "{name}");
+            }
+        }
+    }
+}

@@ -188,3 +188,74 @@ fn build_customer(
         updated_at: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use shared::clock::FixedClock;
+    use shared::store::memory::MemoryStore;
+
+    fn demo_hierarchy() -> shared::categorization::Hierarchy {
+        let demo: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json")).unwrap();
+        serde_json::from_value(demo["tenants"][0].clone()).unwrap()
+    }
+
+    fn function() -> (Registration, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
+        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        let clock = Arc::new(FixedClock::at(chrono::Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()));
+        (Registration::new(config, store.clone(), store.clone(), clock), store)
+    }
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    /// Every registration event in `events/` and the answer it must get.
+    #[tokio::test]
+    async fn registration_events_get_their_contract_answers() {
+        let cases: [(&str, &str, u16, &str); 8] = [
+            ("contract-example", include_str!("../../../events/registration-contract-example.json"), 201, ""),
+            ("flat-object", include_str!("../../../events/registration-flat-object.json"), 400, "FLAT_OBJECT_NOT_SUPPORTED"),
+            ("password-mismatch", include_str!("../../../events/registration-password-mismatch.json"), 400, "VALIDATION_FAILED"),
+            ("malformed-json", include_str!("../../../events/registration-malformed-json.json"), 400, "MALFORMED_JSON"),
+            ("missing-headers", include_str!("../../../events/registration-missing-headers.json"), 400, "MISSING_HEADERS"),
+            ("tenant-mismatch", include_str!("../../../events/registration-tenant-mismatch.json"), 403, "TENANT_MISMATCH"),
+            ("insufficient-scope", include_str!("../../../events/registration-insufficient-scope.json"), 403, "INSUFFICIENT_SCOPE"),
+            ("no-claims", include_str!("../../../events/registration-no-claims.json"), 401, "UNAUTHORIZED"),
+        ];
+        for (name, event, status, code) in cases {
+            let (function, store) = function();
+            let request = lambda_http::request::from_str(event).expect(name);
+            let response = function.handle(request).await;
+            let json = body(&response);
+            assert_eq!(response.status().as_u16(), status, "{name}: {json}");
+            assert_eq!(json["code"], status, "{name}");
+            assert!(response.headers().contains_key("x-request-id"), "{name}");
+            if status == 201 {
+                assert_eq!(store.customer_count(), 1, "{name}");
+                assert_eq!(json["data"]["customerStatus"], "CS_REGISTRATION_COMPLETED");
+            } else {
+                assert_eq!(json["data"]["error"], code, "{name}");
+                assert_eq!(store.customer_count(), 0, "{name}: nothing written");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_registration_of_the_same_email_is_a_conflict() {
+        let (function, store) = function();
+        let event = include_str!("../../../events/registration-contract-example.json");
+        let first = function.handle(lambda_http::request::from_str(event).unwrap()).await;
+        assert_eq!(first.status(), 201);
+        let second = function.handle(lambda_http::request::from_str(event).unwrap()).await;
+        assert_eq!(second.status(), 409);
+        assert_eq!(body(&second)["data"]["error"], "EMAIL_ALREADY_EXISTS");
+        assert_eq!(store.customer_count(), 1);
+    }
+}

@@ -636,3 +636,212 @@ fn categorization(
         relations,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TENANT: &str = "97e7ff29-15f3-49ef-9681-3bbfcce4f6cd";
+
+    fn contract_body() -> Value {
+        json!({
+            "firstName": "Marcus", "lastName": "Jensen",
+            "email": "marcus.jensen@example.com", "phone": "+37060012345",
+            "password": "SecurePass123!", "matchingPassword": "SecurePass123!",
+            "roleIds": ["ACCOUNT_OWNER", "USER"],
+            "dateOfBirth": "1990-05-15", "gender": "MALE",
+            "nationality": "LT", "placeOfBirth": "Vilnius", "pincode": "12345",
+            "customerCategory": { "id": "MEDIUM_RISK_INDIVIDUAL" },
+            "individualCustomer": {
+                "tenantId": TENANT,
+                "person": {
+                    "firstName": "Marcus", "lastName": "Jensen", "email": "marcus.jensen@example.com",
+                    "phone": "+37060012345", "dateOfBirth": "1990-05-15", "gender": "MALE",
+                    "nationality": "Lithuania", "placeOfBirth": "Vilnius", "pincode": "12345",
+                    "addresses": [ { "type": "HOME", "street": "Gedimino pr. 1", "city": "Vilnius",
+                                     "postalCode": "01103", "country": "LT", "isPrimary": true } ],
+                    "contacts": [ { "type": "PHONE", "value": "+37060012345", "isPrimary": true } ] },
+                "user": { "username": "marcus.jensen@example.com", "roles": ["ACCOUNT_OWNER", "USER"] },
+                "categorization": { "id": "MEDIUM_RISK_INDIVIDUAL" } }
+        })
+    }
+
+    fn run(body: Value) -> Result<NewRegistration, ApiError> {
+        let tenant = TenantId::parse(TENANT).unwrap();
+        let dto: RegistrationRequest = serde_json::from_value(body).unwrap();
+        validate(
+            dto,
+            &ValidationContext {
+                tenant: &tenant,
+                today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+                min_age_years: 18,
+            },
+        )
+    }
+
+    /// Sets (or, with `None`, removes) the value at a `/`-separated path.
+    fn with(mut body: Value, path: &str, value: Option<Value>) -> Value {
+        let (parent, last) = path.rsplit_once('/').unwrap_or(("", path));
+        let target = if parent.is_empty() {
+            &mut body
+        } else {
+            body.pointer_mut(&format!("/{parent}")).unwrap()
+        };
+        match value {
+            Some(v) => {
+                if let Ok(i) = last.parse::<usize>() {
+                    target[i] = v;
+                } else {
+                    target[last] = v;
+                }
+            }
+            None => {
+                target.as_object_mut().unwrap().remove(last);
+            }
+        }
+        body
+    }
+
+    const P: &str = "individualCustomer/person";
+
+    /// One row per rule of §3.2: a change to the contract body and the field error it must
+    /// produce (`None`: still valid).
+    #[test]
+    fn field_rules_of_the_contract() {
+        let cases: Vec<(String, Option<Value>, Option<(&str, &str)>)> = vec![
+            // Names.
+            (format!("{P}/firstName"), None, Some(("individualCustomer.person.firstName", "INVALID_NAME"))),
+            (format!("{P}/firstName"), Some(json!("Mar1cus")), Some(("individualCustomer.person.firstName", "INVALID_NAME"))),
+            (format!("{P}/lastName"), Some(json!("x".repeat(101))), Some(("individualCustomer.person.lastName", "INVALID_NAME"))),
+            ("lastName".into(), Some(json!("Smith")), Some(("lastName", "FIELD_CONFLICT"))),
+            // E-mail.
+            (format!("{P}/email"), Some(json!("marcus@")), Some(("individualCustomer.person.email", "INVALID_EMAIL"))),
+            (format!("{P}/email"), None, Some(("individualCustomer.person.email", "INVALID_EMAIL"))),
+            ("email".into(), Some(json!("MARCUS.JENSEN@EXAMPLE.COM")), None),
+            ("email".into(), Some(json!("other@example.com")), Some(("email", "FIELD_CONFLICT"))),
+            ("individualCustomer/user/username".into(), Some(json!("someone@example.com")), Some(("individualCustomer.user.username", "FIELD_CONFLICT"))),
+            // Phone.
+            (format!("{P}/phone"), Some(json!("12345")), Some(("individualCustomer.person.phone", "INVALID_PHONE"))),
+            ("phone".into(), Some(json!("+370 600 12345")), None),
+            ("phone".into(), Some(json!("+37060012346")), Some(("phone", "FIELD_CONFLICT"))),
+            // Password.
+            ("matchingPassword".into(), Some(json!("SecurePass123?")), Some(("matchingPassword", "PASSWORD_MISMATCH"))),
+            ("matchingPassword".into(), None, Some(("matchingPassword", "PASSWORD_MISMATCH"))),
+            ("password".into(), None, Some(("password", "WEAK_PASSWORD"))),
+            // Roles.
+            ("roleIds".into(), Some(json!(["ADMIN"])), Some(("roleIds[0]", "INVALID_ROLE"))),
+            ("roleIds".into(), Some(json!([])), Some(("roleIds", "INVALID_ROLE"))),
+            ("roleIds".into(), Some(json!(["USER", "ACCOUNT_OWNER", "USER"])), None),
+            ("roleIds".into(), Some(json!(["USER"])), Some(("roleIds", "FIELD_CONFLICT"))),
+            // Date of birth.
+            (format!("{P}/dateOfBirth"), Some(json!("1990-02-30")), Some(("individualCustomer.person.dateOfBirth", "INVALID_DATE_OF_BIRTH"))),
+            (format!("{P}/dateOfBirth"), Some(json!("2008-11-26")), Some(("individualCustomer.person.dateOfBirth", "UNDERAGE"))),
+            ("dateOfBirth".into(), Some(json!("1990-05-16")), Some(("dateOfBirth", "FIELD_CONFLICT"))),
+            // Gender.
+            (format!("{P}/gender"), Some(json!("X")), Some(("individualCustomer.person.gender", "INVALID_GENDER"))),
+            // Countries.
+            (format!("{P}/nationality"), Some(json!("Atlantis")), Some(("individualCustomer.person.nationality", "INVALID_COUNTRY"))),
+            ("nationality".into(), Some(json!("LV")), Some(("nationality", "FIELD_CONFLICT"))),
+            (format!("{P}/addresses/0/country"), Some(json!("ZZ")), Some(("individualCustomer.person.addresses[0].country", "INVALID_COUNTRY"))),
+            // Optional text fields.
+            (format!("{P}/placeOfBirth"), Some(json!("x".repeat(101))), Some(("individualCustomer.person.placeOfBirth", "INVALID_FIELD"))),
+            (format!("{P}/pincode"), Some(json!("12#45")), Some(("individualCustomer.person.pincode", "INVALID_FIELD"))),
+            (format!("{P}/addresses/0/street"), Some(json!("a\u{7}b")), Some(("individualCustomer.person.addresses[0].street", "INVALID_FIELD"))),
+            // Addresses.
+            (format!("{P}/addresses"), Some(json!([{}, {}, {}, {}, {}, {}])), Some(("individualCustomer.person.addresses", "INVALID_ADDRESS"))),
+            (format!("{P}/addresses"), Some(json!([{"isPrimary": true}, {"isPrimary": true}])), Some(("individualCustomer.person.addresses", "INVALID_ADDRESS"))),
+        ];
+        for (path, value, expected) in cases {
+            let result = run(with(contract_body(), &path, value.clone()));
+            match (expected, result) {
+                (None, Ok(_)) => {}
+                (Some((field, code)), Err(ApiError::Validation(errors))) => assert!(
+                    errors.iter().any(|e| e.field == field && e.code == code),
+                    "{path} = {value:?}: expected {field} {code}, got {errors:?}"
+                ),
+                (expected, got) => panic!("{path} = {value:?}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_phone_may_come_from_a_phone_contact() {
+        let body = with(with(contract_body(), &format!("{P}/phone"), None), "phone", None);
+        assert_eq!(run(body).unwrap().phone.as_str(), "+37060012345");
+        let body = with(with(with(contract_body(), &format!("{P}/phone"), None), "phone", None), &format!("{P}/contacts"), None);
+        assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].code == "INVALID_PHONE"));
+    }
+
+    #[test]
+    fn the_password_may_come_from_the_user_object() {
+        let mut body = with(with(contract_body(), "password", None), "matchingPassword", None);
+        body["individualCustomer"]["user"]["password"] = json!("SecurePass123!");
+        body["individualCustomer"]["user"]["matchingPassword"] = json!("SecurePass123!");
+        assert!(run(body).is_ok());
+    }
+
+    #[test]
+    fn passwords_with_the_name_or_email_are_weak() {
+        for password in ["Jensen!Pass123", "xMARCUS.JENSEN1!x"] {
+            let body = with(with(contract_body(), "password", Some(json!(password))), "matchingPassword", Some(json!(password)));
+            match run(body) {
+                Err(ApiError::Validation(errors)) => {
+                    assert_eq!(errors[0].code, "WEAK_PASSWORD");
+                    assert!(!errors[0].message.contains(password), "never echo the password");
+                }
+                other => panic!("{password}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_normalized_for_storage() {
+        let r = run(contract_body()).unwrap();
+        assert_eq!(r.nationality.unwrap().as_str(), "LT");
+        assert_eq!(r.roles, vec![Role::AccountOwner, Role::User]);
+        assert_eq!(r.addresses[0].country.as_deref(), Some("LT"));
+        assert_eq!(r.categorization.category_id.as_deref(), Some("MEDIUM_RISK_INDIVIDUAL"));
+    }
+
+    #[test]
+    fn roles_default_to_account_owner_and_user() {
+        let mut body = with(contract_body(), "roleIds", None);
+        body["individualCustomer"]["user"].as_object_mut().unwrap().remove("roles");
+        assert_eq!(run(body).unwrap().roles, vec![Role::AccountOwner, Role::User]);
+    }
+
+    #[test]
+    fn a_missing_person_is_required_and_a_flat_one_is_not_supported() {
+        let mut body = contract_body();
+        body["individualCustomer"].as_object_mut().unwrap().remove("person");
+        assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
+        let body = json!({"password": "SecurePass123!"});
+        assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].field == "individualCustomer.person"));
+    }
+
+    #[test]
+    fn a_body_tenant_other_than_the_callers_is_forbidden() {
+        let body = with(contract_body(), "individualCustomer/tenantId", Some(json!("other")));
+        assert_eq!(run(body).unwrap_err(), ApiError::TenantMismatch);
+    }
+
+    #[test]
+    fn parameter_values_may_be_numbers_or_booleans() {
+        let mut body = contract_body();
+        body["individualCustomer"]["categorization"]["categoryFeatureRelations"] = json!([
+            {"feature": {"code": "MEDIUM_RISK_PROFILE"},
+             "parametrization": [{"name": "riskScore", "value": 55}, {"name": "pep", "value": false}]}
+        ]);
+        let r = run(body).unwrap();
+        assert_eq!(
+            r.categorization.relations[0].parameters,
+            vec![("riskScore".to_owned(), "55".to_owned()), ("pep".to_owned(), "false".to_owned())]
+        );
+        let mut body = contract_body();
+        body["individualCustomer"]["categorization"]["categoryFeatureRelations"] = json!([
+            {"feature": {"code": "X"}, "parametrization": [{"name": "a", "value": {"nested": 1}}]}
+        ]);
+        assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].field.ends_with("parametrization[0].value")));
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod keys;
+pub mod memory;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
