@@ -7,7 +7,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 : "${API_PORT:=3000}" "${DYNAMODB_PORT:=8000}" "${TABLE_NAME:=onboarding-local}"
 : "${DEMO_HIERARCHY:=../shared/spec/demo-hierarchy.json}" "${LOCAL_MAILBOX:=.local/mailbox.jsonl}"
-export API_PORT TABLE_NAME LOCAL_MAILBOX
+: "${ACTIVATION_CODE_SECRET:=local-development-activation-secret-not-for-aws}"
+export API_PORT TABLE_NAME LOCAL_MAILBOX ACTIVATION_CODE_SECRET
+export ACTIVATION_DELIVERY=mailbox
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNAMODB_PORT}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}" AWS_EC2_METADATA_DISABLED=true

@@ -5,6 +5,7 @@
 //! The functions under `functions/` and the local gateway under `tools/` are thin layers over
 //! this crate: nothing here knows whether it runs in AWS Lambda or on a laptop.
 
+pub mod activation;
 pub mod api;
 pub mod categorization;
 pub mod clock;

@@ -1,38 +1,315 @@
-//! Activation (§4): `POST /{customerId}/activation` and `POST /{customerId}/activation/code`.
-//! Until the activation issue lands, both routes authenticate the caller exactly as they will
-//! and then answer 501 `NOT_IMPLEMENTED`.
+//! Activation (§4): `POST /{customerId}/activation` checks the code with one conditional
+//! update (wrong attempts counted atomically, never past the limit), and
+//! `POST /{customerId}/activation/code` issues a fresh code within the resend limits.
+//! Customers of other tenants do not exist here (404), so ids cannot be probed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::api::auth::{self, scopes};
-use shared::api::outcome::finish;
+use serde::Deserialize;
+use serde_json::json;
+use shared::activation::code::{ActivationCode, CodeHasher};
+use shared::activation::delivery::{ActivationMessage, CodeSender};
+use shared::activation::settings::ActivationSettings;
+use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules};
+use shared::api::auth::{self, Caller, scopes};
+use shared::api::body::{json_bytes, parse_json};
+use shared::api::client_context::{self, ClientContext};
+use shared::api::outcome::{finish, storage_failure};
 use shared::api::routes::{self, Function};
-use shared::api::{ApiError, request_id};
+use shared::api::{ApiError, FieldError, json_response, request_id};
+use shared::clock::Clock;
 use shared::config::Config;
+use shared::domain::{TenantId, clean_text};
+use shared::registration::{CustomerStatus, timestamp};
+use shared::store::{CustomerStore, StoreError};
 
-const ROUTE: &str = "POST /{customerId}/activation";
+const ACTIVATE: &str = "POST /{customerId}/activation";
+const RESEND: &str = "POST /{customerId}/activation/code";
 
+/// `{"userId", "code"}` (resend sends only `userId`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivationBody {
+    user_id: Option<String>,
+    code: Option<String>,
+}
+
+/// The activation function, built once per cold start.
 pub struct Activation {
     config: Config,
+    code_ttl: chrono::Duration,
+    hasher: CodeHasher,
+    customers: Arc<dyn CustomerStore>,
+    sender: Arc<dyn CodeSender>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The checked common part of both routes.
+struct Checked {
+    caller: Caller,
+    context: ClientContext,
+    customer_id: String,
+    user_id: String,
+    code: Option<String>,
 }
 
 impl Activation {
-    pub fn new(config: Config) -> Self {
-        Self { config }
+    pub fn new(
+        config: Config,
+        activation: &ActivationSettings,
+        customers: Arc<dyn CustomerStore>,
+        sender: Arc<dyn CodeSender>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            code_ttl: chrono::Duration::from_std(activation.code_ttl)
+                .unwrap_or(chrono::Duration::hours(24)),
+            hasher: activation.hasher(),
+            customers,
+            sender,
+            clock,
+        }
     }
 
+    /// Handles one API Gateway request; never fails (errors are designed responses).
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(&req);
-        let result = (|| {
-            let (route, _) = routes::resolve(req.method().as_str(), req.uri().path())?;
-            if route.function != Function::Activation {
-                return Err(ApiError::RouteNotFound);
+        let mut tenant = None;
+        let (route, result) = match routes::from_request(&req) {
+            Ok((route, params)) if route.function == Function::Activation => {
+                let resend = route.path.ends_with("/code");
+                let customer_id = routes::param(&params, "customerId")
+                    .unwrap_or_default()
+                    .to_owned();
+                let result = if resend {
+                    self.resend(&req, &request_id, customer_id, &mut tenant)
+                        .await
+                } else {
+                    self.activate(&req, &request_id, customer_id, &mut tenant)
+                        .await
+                };
+                (if resend { RESEND } else { ACTIVATE }, result)
             }
-            auth::caller(&req, &self.config.tenant_claim, scopes::CUSTOMERS_ACTIVATE)?;
-            Err(ApiError::NotImplemented)
-        })();
-        finish(ROUTE, &request_id, None, started, result)
+            Ok(_) => (ACTIVATE, Err(ApiError::RouteNotFound)),
+            Err(e) => (ACTIVATE, Err(e)),
+        };
+        finish(
+            route,
+            &request_id,
+            tenant.as_ref().map(TenantId::as_str),
+            started,
+            result,
+        )
+    }
+
+    fn check(
+        &self,
+        req: &Request,
+        customer_id: String,
+        tenant_out: &mut Option<TenantId>,
+        needs_code: bool,
+    ) -> Result<Checked, ApiError> {
+        let caller = auth::caller(req, &self.config.tenant_claim, scopes::CUSTOMERS_ACTIVATE)?;
+        *tenant_out = Some(caller.tenant.clone());
+        let tenant_header = auth::tenant_header(req);
+        let context = client_context::extract(req, tenant_header.is_none())?;
+        auth::check_tenant_header(&caller, tenant_header.unwrap_or_default())?;
+        let body: ActivationBody = parse_json(json_bytes(req)?)?;
+        let mut errors = Vec::new();
+        let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {
+            Some(Ok(u)) => u,
+            Some(Err(e)) => {
+                errors.push(FieldError::new("userId", "INVALID_FIELD", e.to_string()));
+                String::new()
+            }
+            None => {
+                errors.push(FieldError::new("userId", "INVALID_FIELD", "is required"));
+                String::new()
+            }
+        };
+        if needs_code
+            && body
+                .code
+                .as_deref()
+                .and_then(ActivationCode::parse)
+                .is_none()
+        {
+            errors.push(FieldError::new(
+                "code",
+                "INVALID_FIELD",
+                "must be the 8-digit code from the e-mail",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        // Customer ids are UUIDs; anything else names no customer.
+        let customer_id = uuid::Uuid::parse_str(&customer_id)
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|_| ApiError::CustomerNotFound)?;
+        Ok(Checked {
+            caller,
+            context,
+            customer_id,
+            user_id,
+            code: body.code,
+        })
+    }
+
+    async fn activate(
+        &self,
+        req: &Request,
+        request_id: &str,
+        customer_id: String,
+        tenant_out: &mut Option<TenantId>,
+    ) -> Result<Response<Body>, ApiError> {
+        let checked = self.check(req, customer_id, tenant_out, true)?;
+        let code = checked
+            .code
+            .as_deref()
+            .and_then(ActivationCode::parse)
+            .ok_or(ApiError::Internal)?;
+        let now = self.clock.now();
+        let attempt = ActivationAttempt {
+            code_hash: self
+                .hasher
+                .hash(&checked.caller.tenant, &checked.customer_id, &code),
+            tenant: checked.caller.tenant.clone(),
+            customer_id: checked.customer_id.clone(),
+            user_id: checked.user_id,
+            now,
+            context: checked.context,
+            max_attempts: rules::MAX_ATTEMPTS,
+        };
+        let outcome = self
+            .customers
+            .activate(&attempt)
+            .await
+            .map_err(storage_failure)?;
+        match outcome {
+            ActivationOutcome::Activated { user_id } => {
+                tracing::info!(request_id, tenant_id = %checked.caller.tenant, customer_id = %checked.customer_id, "customer activated");
+                Ok(json_response(
+                    StatusCode::OK,
+                    "Customer activated",
+                    None,
+                    json!({
+                        "customerId": checked.customer_id,
+                        "userId": user_id,
+                        "customerStatus": CustomerStatus::Active,
+                        "activationStatus": "ACTIVATED",
+                        "user": { "status": "ACTIVE", "isActive": true },
+                        "activatedAt": timestamp(now),
+                    }),
+                    request_id,
+                    &[],
+                ))
+            }
+            ActivationOutcome::NotFound => Err(ApiError::CustomerNotFound),
+            ActivationOutcome::AlreadyActive => Err(ApiError::AlreadyActive),
+            ActivationOutcome::TooManyAttempts => Err(ApiError::TooManyAttempts),
+            ActivationOutcome::Expired => Err(ApiError::CodeExpired),
+            ActivationOutcome::Invalid { attempts_remaining } => {
+                Err(ApiError::InvalidCode { attempts_remaining })
+            }
+        }
+    }
+
+    async fn resend(
+        &self,
+        req: &Request,
+        request_id: &str,
+        customer_id: String,
+        tenant_out: &mut Option<TenantId>,
+    ) -> Result<Response<Body>, ApiError> {
+        let checked = self.check(req, customer_id, tenant_out, false)?;
+        let tenant = &checked.caller.tenant;
+        let state = self
+            .customers
+            .activation_state(tenant, &checked.customer_id)
+            .await
+            .map_err(storage_failure)?
+            .filter(|s| s.is_user(&checked.user_id))
+            .ok_or(ApiError::CustomerNotFound)?;
+        if state.status == CustomerStatus::Active {
+            return Err(ApiError::AlreadyActive);
+        }
+        let now = self.clock.now();
+        let counter = rules::resend(state.resend, state.code_issued_at, now).map_err(
+            |retry_after_seconds| ApiError::ResendLimited {
+                retry_after_seconds,
+            },
+        )?;
+        let code = ActivationCode::generate().map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "activation code generation failed");
+            ApiError::Internal
+        })?;
+        let issued = IssuedCode {
+            hash: self.hasher.hash(tenant, &checked.customer_id, &code),
+            issued_at: now,
+            expires_at: now + self.code_ttl,
+        };
+        match self
+            .customers
+            .reissue_code(
+                tenant,
+                &checked.customer_id,
+                state.version,
+                &issued,
+                counter,
+            )
+            .await
+        {
+            Ok(()) => {}
+            // Another resend or the activation got there first.
+            Err(StoreError::ConditionFailed) => {
+                let now_state = self
+                    .customers
+                    .activation_state(tenant, &checked.customer_id)
+                    .await
+                    .map_err(storage_failure)?;
+                return Err(match now_state {
+                    Some(s) if s.status == CustomerStatus::Active => ApiError::AlreadyActive,
+                    Some(_) => ApiError::ResendLimited {
+                        retry_after_seconds: u64::try_from(rules::RESEND_MIN_INTERVAL_SECONDS)
+                            .unwrap_or(60),
+                    },
+                    None => ApiError::CustomerNotFound,
+                });
+            }
+            Err(other) => return Err(storage_failure(other)),
+        }
+        let message = ActivationMessage {
+            to: state.email.clone(),
+            tenant: tenant.clone(),
+            customer_id: checked.customer_id.clone(),
+            code,
+            expires_at: issued.expires_at,
+        };
+        let sent = match self.sender.send(&message).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(request_id, customer_id = %checked.customer_id, error = %format!("{e:#}"), "activation code delivery failed");
+                false
+            }
+        };
+        tracing::info!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "activation code reissued");
+        Ok(json_response(
+            StatusCode::ACCEPTED,
+            "A new activation code was issued",
+            None,
+            json!({
+                "customerId": checked.customer_id,
+                "codeExpiresAt": timestamp(issued.expires_at),
+                "activationCodeDelivery": if sent { "SENT" } else { "FAILED" },
+            }),
+            request_id,
+            &[],
+        ))
     }
 }

@@ -1,16 +1,34 @@
-//! Lambda entry point.
+//! Lambda entry point: config, SDK clients and the code sender built once at cold start.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use activation::Activation;
 use lambda_http::{Error, service_fn};
+use shared::activation::delivery;
+use shared::activation::settings::ActivationSettings;
+use shared::clock::SystemClock;
 use shared::config::Config;
+use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let function = Arc::new(Activation::new(Config::from_env()?));
+    let config = Config::from_env()?;
+    let settings = ActivationSettings::from_env()?;
+    let aws = aws_config_from_env().await;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.table_name,
+    ));
+    let sender = delivery::sender(&settings.delivery, Some(&aws));
+    let function = Arc::new(Activation::new(
+        config,
+        &settings,
+        store,
+        sender,
+        Arc::new(SystemClock),
+    ));
     lambda_http::run(service_fn(move |req| {
         let function = Arc::clone(&function);
         async move { Ok::<_, Infallible>(function.handle(req).await) }

@@ -55,7 +55,7 @@ impl Categorization {
         request_id: &str,
         tenant_out: &mut Option<TenantId>,
     ) -> Result<Response<Body>, ApiError> {
-        let (route, params) = routes::resolve(req.method().as_str(), req.uri().path())?;
+        let (route, params) = routes::from_request(req)?;
         if route.function != Function::Categorization {
             return Err(ApiError::RouteNotFound);
         }
@@ -64,11 +64,7 @@ impl Categorization {
         let header =
             auth::tenant_header(req).ok_or(ApiError::MissingHeaders(vec!["X-Tenant-ID"]))?;
         auth::check_tenant_header(&caller, header)?;
-        let path_tenant = params
-            .iter()
-            .find(|(name, _)| *name == "tenantId")
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default();
+        let path_tenant = routes::param(&params, "tenantId").unwrap_or_default();
         let path_tenant = TenantId::parse(path_tenant).map_err(|_| ApiError::InvalidTenantId)?;
         if path_tenant != caller.tenant {
             return Err(ApiError::TenantMismatch);
@@ -97,7 +93,8 @@ mod tests {
 
     fn function(with_hierarchy: bool) -> Categorization {
         let demo: serde_json::Value =
-            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+                .unwrap();
         let store = if with_hierarchy {
             MemoryStore::with_hierarchy(serde_json::from_value(demo["tenants"][0].clone()).unwrap())
         } else {
@@ -110,13 +107,39 @@ mod tests {
     #[tokio::test]
     async fn categorization_events_get_their_contract_answers() {
         let cases: [(&str, &str, bool, u16, &str); 4] = [
-            ("get", include_str!("../../../events/categorization-get-hierarchy.json"), true, 200, ""),
-            ("none", include_str!("../../../events/categorization-get-hierarchy.json"), false, 404, "CATEGORIZATION_NOT_FOUND"),
-            ("other", include_str!("../../../events/categorization-other-tenant.json"), true, 403, "TENANT_MISMATCH"),
-            ("default", include_str!("../../../events/default-unknown-route.json"), true, 404, "ROUTE_NOT_FOUND"),
+            (
+                "get",
+                include_str!("../../../events/categorization-get-hierarchy.json"),
+                true,
+                200,
+                "",
+            ),
+            (
+                "none",
+                include_str!("../../../events/categorization-get-hierarchy.json"),
+                false,
+                404,
+                "CATEGORIZATION_NOT_FOUND",
+            ),
+            (
+                "other",
+                include_str!("../../../events/categorization-other-tenant.json"),
+                true,
+                403,
+                "TENANT_MISMATCH",
+            ),
+            (
+                "default",
+                include_str!("../../../events/default-unknown-route.json"),
+                true,
+                404,
+                "ROUTE_NOT_FOUND",
+            ),
         ];
         for (name, event, seeded, status, code) in cases {
-            let response = function(seeded).handle(lambda_http::request::from_str(event).unwrap()).await;
+            let response = function(seeded)
+                .handle(lambda_http::request::from_str(event).unwrap())
+                .await;
             let json: serde_json::Value = match response.body() {
                 Body::Text(text) => serde_json::from_str(text).unwrap(),
                 other => panic!("{name}: unexpected body {other:?}"),

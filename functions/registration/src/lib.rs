@@ -10,6 +10,10 @@ use std::time::Instant;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use shared::activation::IssuedCode;
+use shared::activation::code::{ActivationCode, CodeHasher};
+use shared::activation::delivery::{ActivationMessage, CodeSender};
+use shared::activation::settings::ActivationSettings;
 use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
@@ -31,23 +35,37 @@ const ROUTE: &str = "POST /registration";
 /// The registration function, built once per cold start.
 pub struct Registration {
     config: Config,
+    code_ttl: chrono::Duration,
+    hasher: CodeHasher,
     hierarchies: HierarchyCache,
     customers: Arc<dyn CustomerStore>,
+    sender: Arc<dyn CodeSender>,
     clock: Arc<dyn Clock>,
+}
+
+/// Whether the activation e-mail went out (§3.4 step 6).
+fn delivery_status(sent: bool) -> &'static str {
+    if sent { "SENT" } else { "FAILED" }
 }
 
 impl Registration {
     pub fn new(
         config: Config,
+        activation: &ActivationSettings,
         hierarchies: Arc<dyn HierarchySource>,
         customers: Arc<dyn CustomerStore>,
+        sender: Arc<dyn CodeSender>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let hierarchies = HierarchyCache::new(hierarchies, config.hierarchy_cache_ttl);
         Self {
             config,
+            code_ttl: chrono::Duration::from_std(activation.code_ttl)
+                .unwrap_or(chrono::Duration::hours(24)),
+            hasher: activation.hasher(),
             hierarchies,
             customers,
+            sender,
             clock,
         }
     }
@@ -74,7 +92,7 @@ impl Registration {
         tenant_out: &mut Option<TenantId>,
     ) -> Result<Response<Body>, ApiError> {
         // 1. Route, token, headers, body: nothing touched yet.
-        let (route, _) = routes::resolve(req.method().as_str(), req.uri().path())?;
+        let (route, _) = routes::from_request(req)?;
         if route.function != Function::Registration {
             return Err(ApiError::RouteNotFound);
         }
@@ -110,7 +128,7 @@ impl Registration {
                 ApiError::Internal
             })?;
 
-        // 4. One transaction: customer + e-mail marker.
+        // 4. The activation code: only its keyed hash is stored.
         let customer = build_customer(
             caller.tenant.clone(),
             registration.clone(),
@@ -118,10 +136,22 @@ impl Registration {
             context,
             now,
         );
+        let code = ActivationCode::generate().map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "activation code generation failed");
+            ApiError::Internal
+        })?;
+        let issued = IssuedCode {
+            hash: self.hasher.hash(&caller.tenant, &customer.id, &code),
+            issued_at: now,
+            expires_at: now + self.code_ttl,
+        };
+
+        // 5. One transaction: customer + e-mail marker.
         let new = NewCustomer {
             email_normalized: registration.email.normalized(),
             customer,
             password_hash,
+            code: issued.clone(),
         };
         match self.customers.create_customer(&new).await {
             Ok(()) => {}
@@ -130,13 +160,29 @@ impl Registration {
         }
         tracing::info!(request_id, tenant_id = %caller.tenant, customer_id = %new.customer.id, "customer registered");
 
+        // 6. Send the code; a failed send does not undo the registration (resend exists).
+        let message = ActivationMessage {
+            to: new.customer.person.email.clone(),
+            tenant: caller.tenant.clone(),
+            customer_id: new.customer.id.clone(),
+            code,
+            expires_at: issued.expires_at,
+        };
+        let sent = match self.sender.send(&message).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(request_id, customer_id = %new.customer.id, error = %format!("{e:#}"), "activation code delivery failed");
+                false
+            }
+        };
+
         let redirect_url = self.config.redirect_url(&new.customer.id);
         let location = format!("{}/{}", shared::API_BASE, new.customer.id);
         Ok(json_response(
             StatusCode::CREATED,
             "B2C individual account created successfully. Redirect to activate-account page",
             Some(&redirect_url),
-            response::registered(&new.customer, &redirect_url),
+            response::registered(&new.customer, &redirect_url, delivery_status(sent)),
             request_id,
             &[("location", location)],
         ))
@@ -198,15 +244,35 @@ mod tests {
 
     fn demo_hierarchy() -> shared::categorization::Hierarchy {
         let demo: serde_json::Value =
-            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+                .unwrap();
         serde_json::from_value(demo["tenants"][0].clone()).unwrap()
     }
 
     fn function() -> (Registration, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
         let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
-        let clock = Arc::new(FixedClock::at(chrono::Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()));
-        (Registration::new(config, store.clone(), store.clone(), clock), store)
+        let clock = Arc::new(FixedClock::at(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+                .unwrap(),
+        ));
+        let mailbox =
+            std::env::temp_dir().join(format!("registration-test-{}.jsonl", uuid::Uuid::new_v4()));
+        let settings =
+            ActivationSettings::for_mailbox(mailbox.clone(), std::time::Duration::from_secs(3600));
+        let sender = Arc::new(shared::activation::delivery::MailboxSender::new(mailbox));
+        (
+            Registration::new(
+                config,
+                &settings,
+                store.clone(),
+                store.clone(),
+                sender,
+                clock,
+            ),
+            store,
+        )
     }
 
     fn body(response: &Response<Body>) -> serde_json::Value {
@@ -220,14 +286,54 @@ mod tests {
     #[tokio::test]
     async fn registration_events_get_their_contract_answers() {
         let cases: [(&str, &str, u16, &str); 8] = [
-            ("contract-example", include_str!("../../../events/registration-contract-example.json"), 201, ""),
-            ("flat-object", include_str!("../../../events/registration-flat-object.json"), 400, "FLAT_OBJECT_NOT_SUPPORTED"),
-            ("password-mismatch", include_str!("../../../events/registration-password-mismatch.json"), 400, "VALIDATION_FAILED"),
-            ("malformed-json", include_str!("../../../events/registration-malformed-json.json"), 400, "MALFORMED_JSON"),
-            ("missing-headers", include_str!("../../../events/registration-missing-headers.json"), 400, "MISSING_HEADERS"),
-            ("tenant-mismatch", include_str!("../../../events/registration-tenant-mismatch.json"), 403, "TENANT_MISMATCH"),
-            ("insufficient-scope", include_str!("../../../events/registration-insufficient-scope.json"), 403, "INSUFFICIENT_SCOPE"),
-            ("no-claims", include_str!("../../../events/registration-no-claims.json"), 401, "UNAUTHORIZED"),
+            (
+                "contract-example",
+                include_str!("../../../events/registration-contract-example.json"),
+                201,
+                "",
+            ),
+            (
+                "flat-object",
+                include_str!("../../../events/registration-flat-object.json"),
+                400,
+                "FLAT_OBJECT_NOT_SUPPORTED",
+            ),
+            (
+                "password-mismatch",
+                include_str!("../../../events/registration-password-mismatch.json"),
+                400,
+                "VALIDATION_FAILED",
+            ),
+            (
+                "malformed-json",
+                include_str!("../../../events/registration-malformed-json.json"),
+                400,
+                "MALFORMED_JSON",
+            ),
+            (
+                "missing-headers",
+                include_str!("../../../events/registration-missing-headers.json"),
+                400,
+                "MISSING_HEADERS",
+            ),
+            (
+                "tenant-mismatch",
+                include_str!("../../../events/registration-tenant-mismatch.json"),
+                403,
+                "TENANT_MISMATCH",
+            ),
+            (
+                "insufficient-scope",
+                include_str!("../../../events/registration-insufficient-scope.json"),
+                403,
+                "INSUFFICIENT_SCOPE",
+            ),
+            (
+                "no-claims",
+                include_str!("../../../events/registration-no-claims.json"),
+                401,
+                "UNAUTHORIZED",
+            ),
         ];
         for (name, event, status, code) in cases {
             let (function, store) = function();
@@ -251,9 +357,13 @@ mod tests {
     async fn a_second_registration_of_the_same_email_is_a_conflict() {
         let (function, store) = function();
         let event = include_str!("../../../events/registration-contract-example.json");
-        let first = function.handle(lambda_http::request::from_str(event).unwrap()).await;
+        let first = function
+            .handle(lambda_http::request::from_str(event).unwrap())
+            .await;
         assert_eq!(first.status(), 201);
-        let second = function.handle(lambda_http::request::from_str(event).unwrap()).await;
+        let second = function
+            .handle(lambda_http::request::from_str(event).unwrap())
+            .await;
         assert_eq!(second.status(), 409);
         assert_eq!(body(&second)["data"]["error"], "EMAIL_ALREADY_EXISTS");
         assert_eq!(store.customer_count(), 1);

@@ -1,26 +1,34 @@
-//! Lambda entry point: config, SDK client and hierarchy cache built once at cold start.
+//! Lambda entry point: config, SDK clients, hierarchy cache and code sender built once at
+//! cold start.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use lambda_http::{Error, service_fn};
 use registration::Registration;
+use shared::activation::delivery;
+use shared::activation::settings::ActivationSettings;
 use shared::clock::SystemClock;
 use shared::config::Config;
-use shared::store::dynamodb::{DynamoStore, client_from_env};
+use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
+    let activation = ActivationSettings::from_env()?;
+    let aws = aws_config_from_env().await;
     let store = Arc::new(DynamoStore::new(
-        client_from_env().await,
+        aws_sdk_dynamodb::Client::new(&aws),
         &config.table_name,
     ));
+    let sender = delivery::sender(&activation.delivery, Some(&aws));
     let function = Arc::new(Registration::new(
         config,
+        &activation,
         store.clone(),
         store,
+        sender,
         Arc::new(SystemClock),
     ));
     lambda_http::run(service_fn(move |req| {

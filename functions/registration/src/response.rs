@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use shared::registration::{Customer, UserStatus, timestamp};
 
-pub fn registered(customer: &Customer, redirect_url: &str) -> Value {
+pub fn registered(customer: &Customer, redirect_url: &str, delivery: &str) -> Value {
     let p = &customer.person;
     let u = &customer.user;
     json!({
@@ -37,6 +37,7 @@ pub fn registered(customer: &Customer, redirect_url: &str) -> Value {
             "isActive": u.status == UserStatus::Active,
         },
         "categorization": customer.categorization,
+        "activationCodeDelivery": delivery,
         "redirectUrl": redirect_url,
         "createdAt": timestamp(customer.created_at),
         "updatedAt": timestamp(customer.updated_at),

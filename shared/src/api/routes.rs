@@ -1,6 +1,8 @@
 //! The contract's route table, shared by the functions (to answer unknown routes and wrong
 //! methods) and by the local gateway (which must serve exactly the template's routes).
 
+use lambda_http::{Request, RequestExt, request::RequestContext};
+
 use super::ApiError;
 
 /// Which Lambda serves a route.
@@ -90,6 +92,34 @@ pub fn resolve(method: &str, path: &str) -> Result<(Route, PathParams), ApiError
     } else {
         Err(ApiError::MethodNotAllowed { allowed })
     }
+}
+
+/// The route of a request as API Gateway chose it (`routeKey` and `pathParameters`), so a
+/// stage or base-path prefix in the raw path changes nothing; `$default` and events without
+/// a route key fall back to matching the raw path (→ the contract's 404/405).
+pub fn from_request(req: &Request) -> Result<(Route, PathParams), ApiError> {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some((method, path)) = ctx.route_key.as_deref().and_then(|k| k.split_once(' '))
+        && let Some(route) = ROUTES.iter().find(|r| r.method == method && r.path == path)
+    {
+        let given = req.path_parameters();
+        let params = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| (name, given.first(name).unwrap_or_default().to_owned()))
+            .collect();
+        return Ok((*route, params));
+    }
+    resolve(req.method().as_str(), req.uri().path())
+}
+
+/// A path parameter by name.
+pub fn param<'a>(params: &'a PathParams, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -711,46 +711,171 @@ mod tests {
     fn field_rules_of_the_contract() {
         let cases: Vec<(String, Option<Value>, Option<(&str, &str)>)> = vec![
             // Names.
-            (format!("{P}/firstName"), None, Some(("individualCustomer.person.firstName", "INVALID_NAME"))),
-            (format!("{P}/firstName"), Some(json!("Mar1cus")), Some(("individualCustomer.person.firstName", "INVALID_NAME"))),
-            (format!("{P}/lastName"), Some(json!("x".repeat(101))), Some(("individualCustomer.person.lastName", "INVALID_NAME"))),
-            ("lastName".into(), Some(json!("Smith")), Some(("lastName", "FIELD_CONFLICT"))),
+            (
+                format!("{P}/firstName"),
+                None,
+                Some(("individualCustomer.person.firstName", "INVALID_NAME")),
+            ),
+            (
+                format!("{P}/firstName"),
+                Some(json!("Mar1cus")),
+                Some(("individualCustomer.person.firstName", "INVALID_NAME")),
+            ),
+            (
+                format!("{P}/lastName"),
+                Some(json!("x".repeat(101))),
+                Some(("individualCustomer.person.lastName", "INVALID_NAME")),
+            ),
+            (
+                "lastName".into(),
+                Some(json!("Smith")),
+                Some(("lastName", "FIELD_CONFLICT")),
+            ),
             // E-mail.
-            (format!("{P}/email"), Some(json!("marcus@")), Some(("individualCustomer.person.email", "INVALID_EMAIL"))),
-            (format!("{P}/email"), None, Some(("individualCustomer.person.email", "INVALID_EMAIL"))),
-            ("email".into(), Some(json!("MARCUS.JENSEN@EXAMPLE.COM")), None),
-            ("email".into(), Some(json!("other@example.com")), Some(("email", "FIELD_CONFLICT"))),
-            ("individualCustomer/user/username".into(), Some(json!("someone@example.com")), Some(("individualCustomer.user.username", "FIELD_CONFLICT"))),
+            (
+                format!("{P}/email"),
+                Some(json!("marcus@")),
+                Some(("individualCustomer.person.email", "INVALID_EMAIL")),
+            ),
+            (
+                format!("{P}/email"),
+                None,
+                Some(("individualCustomer.person.email", "INVALID_EMAIL")),
+            ),
+            (
+                "email".into(),
+                Some(json!("MARCUS.JENSEN@EXAMPLE.COM")),
+                None,
+            ),
+            (
+                "email".into(),
+                Some(json!("other@example.com")),
+                Some(("email", "FIELD_CONFLICT")),
+            ),
+            (
+                "individualCustomer/user/username".into(),
+                Some(json!("someone@example.com")),
+                Some(("individualCustomer.user.username", "FIELD_CONFLICT")),
+            ),
             // Phone.
-            (format!("{P}/phone"), Some(json!("12345")), Some(("individualCustomer.person.phone", "INVALID_PHONE"))),
+            (
+                format!("{P}/phone"),
+                Some(json!("12345")),
+                Some(("individualCustomer.person.phone", "INVALID_PHONE")),
+            ),
             ("phone".into(), Some(json!("+370 600 12345")), None),
-            ("phone".into(), Some(json!("+37060012346")), Some(("phone", "FIELD_CONFLICT"))),
+            (
+                "phone".into(),
+                Some(json!("+37060012346")),
+                Some(("phone", "FIELD_CONFLICT")),
+            ),
             // Password.
-            ("matchingPassword".into(), Some(json!("SecurePass123?")), Some(("matchingPassword", "PASSWORD_MISMATCH"))),
-            ("matchingPassword".into(), None, Some(("matchingPassword", "PASSWORD_MISMATCH"))),
+            (
+                "matchingPassword".into(),
+                Some(json!("SecurePass123?")),
+                Some(("matchingPassword", "PASSWORD_MISMATCH")),
+            ),
+            (
+                "matchingPassword".into(),
+                None,
+                Some(("matchingPassword", "PASSWORD_MISMATCH")),
+            ),
             ("password".into(), None, Some(("password", "WEAK_PASSWORD"))),
             // Roles.
-            ("roleIds".into(), Some(json!(["ADMIN"])), Some(("roleIds[0]", "INVALID_ROLE"))),
-            ("roleIds".into(), Some(json!([])), Some(("roleIds", "INVALID_ROLE"))),
-            ("roleIds".into(), Some(json!(["USER", "ACCOUNT_OWNER", "USER"])), None),
-            ("roleIds".into(), Some(json!(["USER"])), Some(("roleIds", "FIELD_CONFLICT"))),
+            (
+                "roleIds".into(),
+                Some(json!(["ADMIN"])),
+                Some(("roleIds[0]", "INVALID_ROLE")),
+            ),
+            (
+                "roleIds".into(),
+                Some(json!([])),
+                Some(("roleIds", "INVALID_ROLE")),
+            ),
+            (
+                "roleIds".into(),
+                Some(json!(["USER", "ACCOUNT_OWNER", "USER"])),
+                None,
+            ),
+            (
+                "roleIds".into(),
+                Some(json!(["USER"])),
+                Some(("roleIds", "FIELD_CONFLICT")),
+            ),
             // Date of birth.
-            (format!("{P}/dateOfBirth"), Some(json!("1990-02-30")), Some(("individualCustomer.person.dateOfBirth", "INVALID_DATE_OF_BIRTH"))),
-            (format!("{P}/dateOfBirth"), Some(json!("2008-11-26")), Some(("individualCustomer.person.dateOfBirth", "UNDERAGE"))),
-            ("dateOfBirth".into(), Some(json!("1990-05-16")), Some(("dateOfBirth", "FIELD_CONFLICT"))),
+            (
+                format!("{P}/dateOfBirth"),
+                Some(json!("1990-02-30")),
+                Some((
+                    "individualCustomer.person.dateOfBirth",
+                    "INVALID_DATE_OF_BIRTH",
+                )),
+            ),
+            (
+                format!("{P}/dateOfBirth"),
+                Some(json!("2008-11-26")),
+                Some(("individualCustomer.person.dateOfBirth", "UNDERAGE")),
+            ),
+            (
+                "dateOfBirth".into(),
+                Some(json!("1990-05-16")),
+                Some(("dateOfBirth", "FIELD_CONFLICT")),
+            ),
             // Gender.
-            (format!("{P}/gender"), Some(json!("X")), Some(("individualCustomer.person.gender", "INVALID_GENDER"))),
+            (
+                format!("{P}/gender"),
+                Some(json!("X")),
+                Some(("individualCustomer.person.gender", "INVALID_GENDER")),
+            ),
             // Countries.
-            (format!("{P}/nationality"), Some(json!("Atlantis")), Some(("individualCustomer.person.nationality", "INVALID_COUNTRY"))),
-            ("nationality".into(), Some(json!("LV")), Some(("nationality", "FIELD_CONFLICT"))),
-            (format!("{P}/addresses/0/country"), Some(json!("ZZ")), Some(("individualCustomer.person.addresses[0].country", "INVALID_COUNTRY"))),
+            (
+                format!("{P}/nationality"),
+                Some(json!("Atlantis")),
+                Some(("individualCustomer.person.nationality", "INVALID_COUNTRY")),
+            ),
+            (
+                "nationality".into(),
+                Some(json!("LV")),
+                Some(("nationality", "FIELD_CONFLICT")),
+            ),
+            (
+                format!("{P}/addresses/0/country"),
+                Some(json!("ZZ")),
+                Some((
+                    "individualCustomer.person.addresses[0].country",
+                    "INVALID_COUNTRY",
+                )),
+            ),
             // Optional text fields.
-            (format!("{P}/placeOfBirth"), Some(json!("x".repeat(101))), Some(("individualCustomer.person.placeOfBirth", "INVALID_FIELD"))),
-            (format!("{P}/pincode"), Some(json!("12#45")), Some(("individualCustomer.person.pincode", "INVALID_FIELD"))),
-            (format!("{P}/addresses/0/street"), Some(json!("a\u{7}b")), Some(("individualCustomer.person.addresses[0].street", "INVALID_FIELD"))),
+            (
+                format!("{P}/placeOfBirth"),
+                Some(json!("x".repeat(101))),
+                Some(("individualCustomer.person.placeOfBirth", "INVALID_FIELD")),
+            ),
+            (
+                format!("{P}/pincode"),
+                Some(json!("12#45")),
+                Some(("individualCustomer.person.pincode", "INVALID_FIELD")),
+            ),
+            (
+                format!("{P}/addresses/0/street"),
+                Some(json!("a\u{7}b")),
+                Some((
+                    "individualCustomer.person.addresses[0].street",
+                    "INVALID_FIELD",
+                )),
+            ),
             // Addresses.
-            (format!("{P}/addresses"), Some(json!([{}, {}, {}, {}, {}, {}])), Some(("individualCustomer.person.addresses", "INVALID_ADDRESS"))),
-            (format!("{P}/addresses"), Some(json!([{"isPrimary": true}, {"isPrimary": true}])), Some(("individualCustomer.person.addresses", "INVALID_ADDRESS"))),
+            (
+                format!("{P}/addresses"),
+                Some(json!([{}, {}, {}, {}, {}, {}])),
+                Some(("individualCustomer.person.addresses", "INVALID_ADDRESS")),
+            ),
+            (
+                format!("{P}/addresses"),
+                Some(json!([{"isPrimary": true}, {"isPrimary": true}])),
+                Some(("individualCustomer.person.addresses", "INVALID_ADDRESS")),
+            ),
         ];
         for (path, value, expected) in cases {
             let result = run(with(contract_body(), &path, value.clone()));
@@ -767,15 +892,31 @@ mod tests {
 
     #[test]
     fn the_phone_may_come_from_a_phone_contact() {
-        let body = with(with(contract_body(), &format!("{P}/phone"), None), "phone", None);
+        let body = with(
+            with(contract_body(), &format!("{P}/phone"), None),
+            "phone",
+            None,
+        );
         assert_eq!(run(body).unwrap().phone.as_str(), "+37060012345");
-        let body = with(with(with(contract_body(), &format!("{P}/phone"), None), "phone", None), &format!("{P}/contacts"), None);
+        let body = with(
+            with(
+                with(contract_body(), &format!("{P}/phone"), None),
+                "phone",
+                None,
+            ),
+            &format!("{P}/contacts"),
+            None,
+        );
         assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].code == "INVALID_PHONE"));
     }
 
     #[test]
     fn the_password_may_come_from_the_user_object() {
-        let mut body = with(with(contract_body(), "password", None), "matchingPassword", None);
+        let mut body = with(
+            with(contract_body(), "password", None),
+            "matchingPassword",
+            None,
+        );
         body["individualCustomer"]["user"]["password"] = json!("SecurePass123!");
         body["individualCustomer"]["user"]["matchingPassword"] = json!("SecurePass123!");
         assert!(run(body).is_ok());
@@ -784,11 +925,18 @@ mod tests {
     #[test]
     fn passwords_with_the_name_or_email_are_weak() {
         for password in ["Jensen!Pass123", "xMARCUS.JENSEN1!x"] {
-            let body = with(with(contract_body(), "password", Some(json!(password))), "matchingPassword", Some(json!(password)));
+            let body = with(
+                with(contract_body(), "password", Some(json!(password))),
+                "matchingPassword",
+                Some(json!(password)),
+            );
             match run(body) {
                 Err(ApiError::Validation(errors)) => {
                     assert_eq!(errors[0].code, "WEAK_PASSWORD");
-                    assert!(!errors[0].message.contains(password), "never echo the password");
+                    assert!(
+                        !errors[0].message.contains(password),
+                        "never echo the password"
+                    );
                 }
                 other => panic!("{password}: {other:?}"),
             }
@@ -801,28 +949,46 @@ mod tests {
         assert_eq!(r.nationality.unwrap().as_str(), "LT");
         assert_eq!(r.roles, vec![Role::AccountOwner, Role::User]);
         assert_eq!(r.addresses[0].country.as_deref(), Some("LT"));
-        assert_eq!(r.categorization.category_id.as_deref(), Some("MEDIUM_RISK_INDIVIDUAL"));
+        assert_eq!(
+            r.categorization.category_id.as_deref(),
+            Some("MEDIUM_RISK_INDIVIDUAL")
+        );
     }
 
     #[test]
     fn roles_default_to_account_owner_and_user() {
         let mut body = with(contract_body(), "roleIds", None);
-        body["individualCustomer"]["user"].as_object_mut().unwrap().remove("roles");
-        assert_eq!(run(body).unwrap().roles, vec![Role::AccountOwner, Role::User]);
+        body["individualCustomer"]["user"]
+            .as_object_mut()
+            .unwrap()
+            .remove("roles");
+        assert_eq!(
+            run(body).unwrap().roles,
+            vec![Role::AccountOwner, Role::User]
+        );
     }
 
     #[test]
     fn a_missing_person_is_required_and_a_flat_one_is_not_supported() {
         let mut body = contract_body();
-        body["individualCustomer"].as_object_mut().unwrap().remove("person");
+        body["individualCustomer"]
+            .as_object_mut()
+            .unwrap()
+            .remove("person");
         assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
         let body = json!({"password": "SecurePass123!"});
-        assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].field == "individualCustomer.person"));
+        assert!(
+            matches!(run(body), Err(ApiError::Validation(e)) if e[0].field == "individualCustomer.person")
+        );
     }
 
     #[test]
     fn a_body_tenant_other_than_the_callers_is_forbidden() {
-        let body = with(contract_body(), "individualCustomer/tenantId", Some(json!("other")));
+        let body = with(
+            contract_body(),
+            "individualCustomer/tenantId",
+            Some(json!("other")),
+        );
         assert_eq!(run(body).unwrap_err(), ApiError::TenantMismatch);
     }
 
@@ -836,12 +1002,17 @@ mod tests {
         let r = run(body).unwrap();
         assert_eq!(
             r.categorization.relations[0].parameters,
-            vec![("riskScore".to_owned(), "55".to_owned()), ("pep".to_owned(), "false".to_owned())]
+            vec![
+                ("riskScore".to_owned(), "55".to_owned()),
+                ("pep".to_owned(), "false".to_owned())
+            ]
         );
         let mut body = contract_body();
         body["individualCustomer"]["categorization"]["categoryFeatureRelations"] = json!([
             {"feature": {"code": "X"}, "parametrization": [{"name": "a", "value": {"nested": 1}}]}
         ]);
-        assert!(matches!(run(body), Err(ApiError::Validation(e)) if e[0].field.ends_with("parametrization[0].value")));
+        assert!(
+            matches!(run(body), Err(ApiError::Validation(e)) if e[0].field.ends_with("parametrization[0].value"))
+        );
     }
 }

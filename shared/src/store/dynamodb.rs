@@ -8,12 +8,19 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
 use secrecy::ExposeSecret;
 
 use super::{CustomerStore, HierarchySource, NewCustomer, StoreError, keys};
+use crate::activation::rules::ResendCounter;
+use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
 use crate::categorization::{Category, Feature, Hierarchy};
 use crate::domain::TenantId;
+use crate::registration::CustomerStatus;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -21,18 +28,22 @@ type Item = HashMap<String, AttributeValue>;
 /// (the Lambda's role in AWS; `AWS_ENDPOINT_URL_DYNAMODB` points it at moto locally), bounded
 /// retries and timeouts so a function answers before the gateway's 30 s limit.
 pub async fn client_from_env() -> Client {
+    Client::new(&aws_config_from_env().await)
+}
+
+/// The shared SDK configuration (DynamoDB and SES clients are built from one load).
+pub async fn aws_config_from_env() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
         .operation_timeout(Duration::from_secs(8))
         .build();
     let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(retries)
         .load()
-        .await;
-    Client::new(&config)
+        .await
 }
 
 /// The single-table store.
@@ -303,6 +314,11 @@ impl CustomerStore for DynamoStore {
         item.insert("passwordHash".into(), s(new.password_hash.expose_secret()));
         item.insert("emailNormalized".into(), s(&new.email_normalized));
         item.insert("version".into(), n(1));
+        item.insert("codeHash".into(), s(&new.code.hash));
+        item.insert("codeIssuedAt".into(), n(new.code.issued_at.timestamp()));
+        item.insert("codeExpiresAt".into(), n(new.code.expires_at.timestamp()));
+        item.insert("codeAttempts".into(), n(0));
+        item.insert("resendCount".into(), n(0));
         let customer_put = self
             .keyed_put(&customer_pk, customer_sk, item, "CUSTOMER")
             .condition_expression("attribute_not_exists(PK)");
@@ -354,6 +370,294 @@ impl CustomerStore for DynamoStore {
                 }
                 _ => return Err(classify(err)),
             }
+        }
+    }
+
+    async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError> {
+        self.activate_impl(attempt).await
+    }
+
+    async fn activation_state(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+    ) -> Result<Option<ActivationState>, StoreError> {
+        self.activation_state_impl(tenant, customer_id).await
+    }
+
+    async fn reissue_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        expected_version: u64,
+        code: &IssuedCode,
+        resend: ResendCounter,
+    ) -> Result<(), StoreError> {
+        self.reissue_code_impl(tenant, customer_id, expected_version, code, resend)
+            .await
+    }
+}
+
+const PENDING: &str = "CS_REGISTRATION_COMPLETED";
+const ACTIVE: &str = "CS_ACTIVE";
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn epoch(seconds: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(seconds?, 0)
+}
+
+fn user_id_of(item: &Item) -> Option<String> {
+    item.get("user")?
+        .as_m()
+        .ok()?
+        .get("id")?
+        .as_s()
+        .ok()
+        .cloned()
+}
+
+/// The item a failed conditional update saw: returned by DynamoDB with
+/// `ReturnValuesOnConditionCheckFailure`, else read again (consistently).
+enum Update {
+    Done(Item),
+    ConditionFailed(Option<Item>),
+}
+
+impl DynamoStore {
+    async fn conditional_update(
+        &self,
+        builder: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        key: (&str, &str),
+    ) -> Result<Update, StoreError> {
+        match builder
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Update::Done(out.attributes.unwrap_or_default())),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let old = match failed.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.get_consistent(key).await?,
+                    };
+                    Ok(Update::ConditionFailed(old))
+                }
+                _ => Err(classify(err)),
+            },
+        }
+    }
+
+    async fn get_consistent(&self, (pk, sk): (&str, &str)) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    /// Why an attempt cannot succeed, from the item as it was (`None`: the code was wrong).
+    fn refusal(old: Option<&Item>, now: i64, max: u32) -> Option<ActivationOutcome> {
+        let Some(old) = old else {
+            return Some(ActivationOutcome::NotFound);
+        };
+        if text(old, "customerStatus") == Some(ACTIVE) {
+            return Some(ActivationOutcome::AlreadyActive);
+        }
+        if number(old, "codeAttempts").unwrap_or(0) >= i64::from(max) {
+            return Some(ActivationOutcome::TooManyAttempts);
+        }
+        if number(old, "codeExpiresAt").is_none_or(|at| at <= now) {
+            return Some(ActivationOutcome::Expired);
+        }
+        None
+    }
+}
+
+fn remaining(max: u32, attempts: i64) -> u32 {
+    u32::try_from((i64::from(max) - attempts).max(0)).unwrap_or(0)
+}
+
+impl DynamoStore {
+    pub(crate) async fn activate_impl(
+        &self,
+        a: &ActivationAttempt,
+    ) -> Result<ActivationOutcome, StoreError> {
+        let (pk, sk) = keys::customer(&a.tenant, &a.customer_id);
+        let now = a.now.timestamp();
+        let context = to_item(&a.context)?;
+        let activate = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(sk))
+            .condition_expression(
+                "attribute_exists(PK) AND customerStatus = :pending AND codeHash = :hash \
+                 AND codeExpiresAt > :now AND codeAttempts < :max \
+                 AND (#user.#id = :uid OR emailNormalized = :uidLower)",
+            )
+            .update_expression(
+                "SET customerStatus = :active, #user.#status = :userActive, activatedAt = :at, \
+                 updatedAt = :at, audit.activation = :ctx, version = version + :one \
+                 REMOVE codeHash, codeExpiresAt",
+            )
+            .expression_attribute_names("#user", "user")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":active", s(ACTIVE))
+            .expression_attribute_values(":userActive", s("ACTIVE"))
+            .expression_attribute_values(":hash", s(&a.code_hash))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":max", n(a.max_attempts))
+            .expression_attribute_values(":uid", s(a.user_id.trim()))
+            .expression_attribute_values(":uidLower", s(a.user_id.trim().to_lowercase()))
+            .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
+            .expression_attribute_values(":ctx", AttributeValue::M(context))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew);
+        let old = match self.conditional_update(activate, (&pk, sk)).await? {
+            Update::Done(item) => {
+                return Ok(ActivationOutcome::Activated {
+                    user_id: user_id_of(&item).unwrap_or_default(),
+                });
+            }
+            Update::ConditionFailed(old) => old,
+        };
+        if let Some(refusal) = Self::refusal(old.as_ref(), now, a.max_attempts) {
+            return Ok(refusal);
+        }
+        // A wrong code (or a userId of someone else): count it, never past the limit, and only
+        // against the code that was current when it was judged.
+        let current_hash = old
+            .as_ref()
+            .and_then(|o| text(o, "codeHash"))
+            .unwrap_or_default()
+            .to_owned();
+        let count = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(sk))
+            .condition_expression(
+                "customerStatus = :pending AND codeHash = :current AND codeAttempts < :max",
+            )
+            .update_expression("SET codeAttempts = codeAttempts + :one")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":current", s(&current_hash))
+            .expression_attribute_values(":max", n(a.max_attempts))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew);
+        match self.conditional_update(count, (&pk, sk)).await? {
+            Update::Done(item) => Ok(ActivationOutcome::Invalid {
+                attempts_remaining: remaining(
+                    a.max_attempts,
+                    number(&item, "codeAttempts").unwrap_or(i64::from(a.max_attempts)),
+                ),
+            }),
+            Update::ConditionFailed(old) => Ok(Self::refusal(old.as_ref(), now, a.max_attempts)
+                .unwrap_or_else(|| {
+                    // The code was replaced meanwhile: this guess was for the old one.
+                    ActivationOutcome::Invalid {
+                        attempts_remaining: remaining(
+                            a.max_attempts,
+                            old.as_ref()
+                                .and_then(|o| number(o, "codeAttempts"))
+                                .unwrap_or(0),
+                        ),
+                    }
+                })),
+        }
+    }
+
+    pub(crate) async fn activation_state_impl(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+    ) -> Result<Option<ActivationState>, StoreError> {
+        let (pk, sk) = keys::customer(tenant, customer_id);
+        let Some(item) = self.get_consistent((&pk, sk)).await? else {
+            return Ok(None);
+        };
+        let status = match text(&item, "customerStatus") {
+            Some(ACTIVE) => CustomerStatus::Active,
+            _ => CustomerStatus::RegistrationCompleted,
+        };
+        let email = item
+            .get("person")
+            .and_then(|p| p.as_m().ok())
+            .and_then(|p| p.get("email"))
+            .and_then(|e| e.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(ActivationState {
+            status,
+            user_id: user_id_of(&item).unwrap_or_default(),
+            email,
+            email_normalized: text(&item, "emailNormalized")
+                .unwrap_or_default()
+                .to_owned(),
+            code_issued_at: epoch(number(&item, "codeIssuedAt")),
+            resend: ResendCounter {
+                count: u32::try_from(number(&item, "resendCount").unwrap_or(0)).unwrap_or(0),
+                window_start: epoch(number(&item, "resendWindowStart")),
+            },
+            version: u64::try_from(number(&item, "version").unwrap_or(0)).unwrap_or(0),
+        }))
+    }
+
+    pub(crate) async fn reissue_code_impl(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        expected_version: u64,
+        code: &IssuedCode,
+        resend: ResendCounter,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::customer(tenant, customer_id);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(sk))
+            .condition_expression("customerStatus = :pending AND version = :version")
+            .update_expression(
+                "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
+                 codeAttempts = :zero, resendCount = :count, resendWindowStart = :window, \
+                 updatedAt = :at, version = version + :one",
+            )
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":version", n(expected_version))
+            .expression_attribute_values(":hash", s(&code.hash))
+            .expression_attribute_values(":issued", n(code.issued_at.timestamp()))
+            .expression_attribute_values(":expires", n(code.expires_at.timestamp()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":count", n(resend.count))
+            .expression_attribute_values(
+                ":window",
+                n(resend.window_start.unwrap_or(code.issued_at).timestamp()),
+            )
+            .expression_attribute_values(":at", s(crate::registration::timestamp(code.issued_at)))
+            .expression_attribute_values(":one", n(1));
+        match self.conditional_update(update, (&pk, sk)).await? {
+            Update::Done(_) => Ok(()),
+            Update::ConditionFailed(_) => Err(StoreError::ConditionFailed),
         }
     }
 }

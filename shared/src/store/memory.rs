@@ -8,14 +8,28 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{CustomerStore, HierarchySource, NewCustomer, StoreError};
+use crate::activation::rules::ResendCounter;
+use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
 use crate::categorization::Hierarchy;
 use crate::domain::TenantId;
 use crate::registration::Customer;
+use crate::registration::{CustomerStatus, UserStatus};
+
+/// A customer with the activation attributes the DynamoDB item carries.
+#[derive(Clone)]
+struct Record {
+    customer: Customer,
+    email_normalized: String,
+    code: Option<IssuedCode>,
+    attempts: u32,
+    resend: ResendCounter,
+    version: u64,
+}
 
 #[derive(Default)]
 pub struct MemoryStore {
     hierarchies: Mutex<HashMap<TenantId, Hierarchy>>,
-    customers: Mutex<HashMap<(TenantId, String), Customer>>,
+    customers: Mutex<HashMap<(TenantId, String), Record>>,
     emails: Mutex<HashMap<(TenantId, String), String>>,
 }
 
@@ -36,7 +50,11 @@ impl MemoryStore {
 #[async_trait]
 impl HierarchySource for MemoryStore {
     async fn load_hierarchy(&self, tenant: &TenantId) -> Result<Option<Hierarchy>, StoreError> {
-        Ok(self.hierarchies.lock().ok().and_then(|h| h.get(tenant).cloned()))
+        Ok(self
+            .hierarchies
+            .lock()
+            .ok()
+            .and_then(|h| h.get(tenant).cloned()))
     }
 }
 
@@ -52,8 +70,100 @@ impl CustomerStore for MemoryStore {
         emails.insert(key, new.customer.id.clone());
         self.customers.lock().map_err(|_| poisoned())?.insert(
             (new.customer.tenant_id.clone(), new.customer.id.clone()),
-            new.customer.clone(),
+            Record {
+                customer: new.customer.clone(),
+                email_normalized: new.email_normalized.clone(),
+                code: Some(new.code.clone()),
+                attempts: 0,
+                resend: ResendCounter::default(),
+                version: 1,
+            },
         );
         Ok(())
+    }
+
+    async fn activate(&self, a: &ActivationAttempt) -> Result<ActivationOutcome, StoreError> {
+        let mut customers = self
+            .customers
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let Some(record) = customers.get_mut(&(a.tenant.clone(), a.customer_id.clone())) else {
+            return Ok(ActivationOutcome::NotFound);
+        };
+        if record.customer.customer_status == CustomerStatus::Active {
+            return Ok(ActivationOutcome::AlreadyActive);
+        }
+        if record.attempts >= a.max_attempts {
+            return Ok(ActivationOutcome::TooManyAttempts);
+        }
+        let Some(code) = record.code.clone().filter(|c| c.expires_at > a.now) else {
+            return Ok(ActivationOutcome::Expired);
+        };
+        let user = a.user_id.trim();
+        let user_ok =
+            user == record.customer.user.id || user.to_lowercase() == record.email_normalized;
+        if user_ok && code.hash == a.code_hash {
+            record.customer.customer_status = CustomerStatus::Active;
+            record.customer.user.status = UserStatus::Active;
+            record.customer.audit.activation = Some(a.context.clone());
+            record.code = None;
+            record.version += 1;
+            return Ok(ActivationOutcome::Activated {
+                user_id: record.customer.user.id.clone(),
+            });
+        }
+        record.attempts += 1;
+        Ok(ActivationOutcome::Invalid {
+            attempts_remaining: a.max_attempts - record.attempts,
+        })
+    }
+
+    async fn activation_state(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+    ) -> Result<Option<ActivationState>, StoreError> {
+        let customers = self
+            .customers
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        Ok(customers
+            .get(&(tenant.clone(), customer_id.to_owned()))
+            .map(|r| ActivationState {
+                status: r.customer.customer_status,
+                user_id: r.customer.user.id.clone(),
+                email: r.customer.person.email.clone(),
+                email_normalized: r.email_normalized.clone(),
+                code_issued_at: r.code.as_ref().map(|c| c.issued_at),
+                resend: r.resend,
+                version: r.version,
+            }))
+    }
+
+    async fn reissue_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        expected_version: u64,
+        code: &IssuedCode,
+        resend: ResendCounter,
+    ) -> Result<(), StoreError> {
+        let mut customers = self
+            .customers
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        match customers.get_mut(&(tenant.clone(), customer_id.to_owned())) {
+            Some(r)
+                if r.version == expected_version
+                    && r.customer.customer_status == CustomerStatus::RegistrationCompleted =>
+            {
+                r.code = Some(code.clone());
+                r.attempts = 0;
+                r.resend = resend;
+                r.version += 1;
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
     }
 }

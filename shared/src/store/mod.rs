@@ -9,6 +9,9 @@ pub mod memory;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use crate::activation::{
+    ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode, rules::ResendCounter,
+};
 use crate::categorization::Hierarchy;
 use crate::domain::TenantId;
 use crate::registration::Customer;
@@ -44,6 +47,8 @@ pub struct NewCustomer {
     pub email_normalized: String,
     /// Argon2id PHC string.
     pub password_hash: SecretString,
+    /// The first activation code (its keyed hash and validity).
+    pub code: IssuedCode,
 }
 
 /// Writes customers.
@@ -52,4 +57,28 @@ pub trait CustomerStore: Send + Sync {
     /// Writes the customer and its tenant-scoped e-mail marker atomically.
     /// `AlreadyExists` when the e-mail is taken in the tenant.
     async fn create_customer(&self, new: &NewCustomer) -> Result<(), StoreError>;
+
+    /// The one conditional switch to active (§4.2): succeeds only while the customer is
+    /// pending, the code hash matches, the code is unexpired, attempts are left and `userId`
+    /// names the user. Otherwise counts a wrong attempt atomically (never past the limit)
+    /// and says why it failed.
+    async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError>;
+
+    /// What resend needs to decide (`None`: no such customer in this tenant).
+    async fn activation_state(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+    ) -> Result<Option<ActivationState>, StoreError>;
+
+    /// Replaces the code (the old one stops working, attempts reset) if the customer is still
+    /// pending and at `expected_version`; `ConditionFailed` otherwise.
+    async fn reissue_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        expected_version: u64,
+        code: &IssuedCode,
+        resend: ResendCounter,
+    ) -> Result<(), StoreError>;
 }

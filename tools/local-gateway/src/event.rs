@@ -31,6 +31,9 @@ pub fn build(incoming: &Incoming<'_>) -> Value {
             .collect();
         headers.insert(name.as_str().to_ascii_lowercase(), json!(values.join(",")));
     }
+    // API Gateway sets Host to its own domain; a client's Host never reaches the function
+    // (lambda_http builds the request URI from it and would choke on a malformed one).
+    headers.insert("host".into(), json!("127.0.0.1"));
     let user_agent = headers.get("user-agent").cloned().unwrap_or(json!(""));
     let mut query = Map::new();
     for pair in incoming.query.split('&').filter(|p| !p.is_empty()) {

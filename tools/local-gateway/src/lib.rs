@@ -1,6 +1,9 @@
 //! The local gateway (§7): serves the routes of `template.yaml` on 127.0.0.1, verifies bearer
-//! tokens as the HTTP API JWT authorizer would (including route scopes), builds the same v2.0
-//! event API Gateway sends, and calls the very handler functions the Lambdas run.
+//! tokens as the HTTP API JWT authorizer would, builds the same v2.0 event API Gateway sends,
+//! and calls the very handler functions the Lambdas run. Scopes are checked by the functions
+//! (as in AWS, where routes declare no `AuthorizationScopes`: the gateway's own 403 would not
+//! be the contract's envelope). The one deliberate difference from AWS: a refused token gets
+//! the contract's 401 envelope here, where API Gateway answers `{"message":"Unauthorized"}`.
 
 pub mod event;
 pub mod jwt;
@@ -15,8 +18,9 @@ use axum::response::{IntoResponse, Response};
 use categorization::Categorization;
 use lambda_http::Body;
 use registration::Registration;
+use shared::activation::delivery::CodeSender;
+use shared::activation::settings::ActivationSettings;
 use shared::api::ApiError;
-use shared::api::auth::scopes;
 use shared::api::routes::{self, Function};
 use shared::clock::{Clock, SystemClock};
 use shared::config::Config;
@@ -35,17 +39,35 @@ pub struct Functions {
 }
 
 impl Functions {
-    pub fn new(config: Config, store: DynamoStore, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: Config,
+        activation: &ActivationSettings,
+        store: DynamoStore,
+        sender: Arc<dyn CodeSender>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let store = Arc::new(store);
         Self {
             categorization: Categorization::new(config.clone(), store.clone()),
-            registration: Registration::new(config.clone(), store.clone(), store, clock),
-            activation: Activation::new(config),
+            registration: Registration::new(
+                config.clone(),
+                activation,
+                store.clone(),
+                store.clone(),
+                sender.clone(),
+                clock.clone(),
+            ),
+            activation: Activation::new(config, activation, store, sender, clock),
         }
     }
 
-    pub fn with_system_clock(config: Config, store: DynamoStore) -> Self {
-        Self::new(config, store, Arc::new(SystemClock))
+    pub fn with_system_clock(
+        config: Config,
+        activation: &ActivationSettings,
+        store: DynamoStore,
+        sender: Arc<dyn CodeSender>,
+    ) -> Self {
+        Self::new(config, activation, store, sender, Arc::new(SystemClock))
     }
 }
 
@@ -53,15 +75,6 @@ impl Functions {
 pub struct Gateway {
     pub functions: Functions,
     pub authorizer: LocalAuthorizer,
-}
-
-/// The scope a route declares in `template.yaml` (`None` for `$default`).
-pub fn route_scope(function: Function) -> &'static str {
-    match function {
-        Function::Categorization => scopes::CATEGORIZATION_READ,
-        Function::Registration => scopes::CUSTOMERS_WRITE,
-        Function::Activation => scopes::CUSTOMERS_ACTIVATE,
-    }
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -96,15 +109,6 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
         Ok(claims) => claims,
         Err(_) => return to_axum(ApiError::Unauthorized.into_response(&request_id)),
     };
-    if let Some(function) = function {
-        let required = route_scope(function);
-        let granted = claims
-            .get("scope")
-            .is_some_and(|s| s.split(' ').any(|scope| scope == required));
-        if !granted {
-            return to_axum(ApiError::InsufficientScope { required }.into_response(&request_id));
-        }
-    }
 
     let incoming = event::Incoming {
         method,

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use local_gateway::{Functions, Gateway, LocalAuthorizer, router};
+use shared::activation::delivery;
+use shared::activation::settings::ActivationSettings;
 use shared::config::Config;
-use shared::store::dynamodb::{DynamoStore, client_from_env};
+use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,9 +18,12 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let store = DynamoStore::new(client_from_env().await, &config.table_name);
+    let activation = ActivationSettings::from_env()?;
+    let aws = aws_config_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    let sender = delivery::sender(&activation.delivery, None);
     let gateway = Arc::new(Gateway {
-        functions: Functions::with_system_clock(config, store),
+        functions: Functions::with_system_clock(config, &activation, store, sender),
         authorizer: LocalAuthorizer::from_env(),
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

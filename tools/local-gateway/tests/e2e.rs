@@ -457,3 +457,350 @@ async fn bodies_that_are_not_json_are_refused_with_their_codes() {
     assert_eq!(stack.items_of(&tenant).await.len(), 0);
     let _: Value = Value::Null;
 }
+
+// ---- Activation (§4) ----
+
+#[tokio::test]
+async fn the_emailed_code_activates_the_customer_once() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "activate@example.com").await;
+    let code = stack.code_for(&id);
+    let mail = stack.mail();
+    assert_eq!(mail[0]["to"], "activate@example.com");
+    assert_eq!(mail[0]["tenantId"], tenant.as_str());
+
+    let reply = stack
+        .activate(&tenant, &id, "activate@example.com", &code)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["message"], "Customer activated");
+    assert_eq!(reply.body["data"]["customerId"], id.as_str());
+    assert_eq!(reply.body["data"]["customerStatus"], "CS_ACTIVE");
+    assert_eq!(reply.body["data"]["activationStatus"], "ACTIVATED");
+    assert_eq!(reply.body["data"]["user"]["isActive"], true);
+    let item = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(item["customerStatus"], "CS_ACTIVE");
+    assert_eq!(item["user"]["status"], "ACTIVE");
+    assert_eq!(item["audit"]["activation"]["deviceId"], "device-e2e");
+    assert!(item.get("codeHash").is_none(), "a used code is gone");
+    assert_eq!(reply.body["data"]["userId"], item["user"]["id"]);
+
+    let again = stack
+        .activate(&tenant, &id, "activate@example.com", &code)
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["data"]["error"], "ALREADY_ACTIVE");
+}
+
+#[tokio::test]
+async fn the_user_may_be_named_by_id_or_email_in_any_case() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "by-id@example.com").await;
+    let user_id = stack.customer_item(&tenant, &id).await.unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = stack
+        .activate(&tenant, &id, &user_id, &stack.code_for(&id))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let other = stack.registered(&tenant, "by-mail@example.com").await;
+    let reply = stack
+        .activate(
+            &tenant,
+            &other,
+            "BY-MAIL@Example.com",
+            &stack.code_for(&other),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn wrong_codes_count_down_and_the_sixth_attempt_is_refused_even_with_the_right_code() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "brute@example.com").await;
+    let code = stack.code_for(&id);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for remaining in (0..5).rev() {
+        let reply = stack
+            .activate(&tenant, &id, "brute@example.com", wrong)
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.body["data"]["error"], "INVALID_CODE");
+        assert_eq!(reply.body["data"]["attemptsRemaining"], remaining);
+    }
+    let sixth = stack
+        .activate(&tenant, &id, "brute@example.com", &code)
+        .await;
+    assert_eq!(sixth.status, 429, "{}", sixth.body);
+    assert_eq!(sixth.body["data"]["error"], "TOO_MANY_ATTEMPTS");
+    assert_eq!(
+        stack.customer_item(&tenant, &id).await.unwrap()["customerStatus"],
+        "CS_REGISTRATION_COMPLETED"
+    );
+}
+
+#[tokio::test]
+async fn a_user_id_of_someone_else_is_a_wrong_attempt() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "owner@example.com").await;
+    let reply = stack
+        .activate(&tenant, &id, "intruder@example.com", &stack.code_for(&id))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["data"]["error"], "INVALID_CODE");
+    assert_eq!(reply.body["data"]["attemptsRemaining"], 4);
+}
+
+#[tokio::test]
+async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "resend@example.com").await;
+    let old = stack.code_for(&id);
+    let wrong = if old == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    assert_eq!(
+        stack
+            .activate(&tenant, &id, "resend@example.com", wrong)
+            .await
+            .status,
+        400
+    );
+
+    let too_soon = stack.resend(&tenant, &id, "resend@example.com").await;
+    assert_eq!(too_soon.status, 429, "{}", too_soon.body);
+    assert_eq!(too_soon.body["data"]["error"], "RESEND_LIMITED");
+    assert_eq!(too_soon.headers.get("retry-after").unwrap(), "60");
+
+    stack.advance(60);
+    let resent = stack.resend(&tenant, &id, "resend@example.com").await;
+    assert_eq!(resent.status, 202, "{}", resent.body);
+    assert_eq!(resent.body["data"]["activationCodeDelivery"], "SENT");
+    assert!(
+        resent.body["data"]["codeExpiresAt"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let new = stack.code_for(&id);
+    assert_eq!(stack.mail().len(), 2);
+    assert_eq!(
+        stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
+        0
+    );
+
+    if new != old {
+        let with_old = stack
+            .activate(&tenant, &id, "resend@example.com", &old)
+            .await;
+        assert_eq!(with_old.status, 400, "the old code stopped working");
+        assert_eq!(with_old.body["data"]["attemptsRemaining"], 4);
+    }
+    let with_new = stack
+        .activate(&tenant, &id, "resend@example.com", &new)
+        .await;
+    assert_eq!(with_new.status, 200, "{}", with_new.body);
+    stack.advance(60);
+    let after = stack.resend(&tenant, &id, "resend@example.com").await;
+    assert_eq!(after.status, 409);
+    assert_eq!(after.body["data"]["error"], "ALREADY_ACTIVE");
+}
+
+#[tokio::test]
+async fn resends_are_limited_to_five_a_day() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "daily@example.com").await;
+    for _ in 0..5 {
+        stack.advance(61);
+        let reply = stack.resend(&tenant, &id, "daily@example.com").await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+    }
+    stack.advance(61);
+    let sixth = stack.resend(&tenant, &id, "daily@example.com").await;
+    assert_eq!(sixth.status, 429);
+    assert_eq!(sixth.body["data"]["error"], "RESEND_LIMITED");
+    let retry: u64 = sixth
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 80_000 && retry <= 86_400, "{retry}");
+    stack.advance(86_400);
+    assert_eq!(
+        stack.resend(&tenant, &id, "daily@example.com").await.status,
+        202
+    );
+}
+
+#[tokio::test]
+async fn ten_concurrent_right_codes_activate_exactly_once() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "parallel@example.com").await;
+    let code = stack.code_for(&id);
+    let attempts = (0..10).map(|_| stack.activate(&tenant, &id, "parallel@example.com", &code));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        9,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_wrong_guesses_never_count_past_five() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "guesses@example.com").await;
+    let code = stack.code_for(&id);
+    let guesses: Vec<String> = (0..20u32)
+        .map(|i| format!("{:08}", (i * 7919 + 13) % 100_000_000))
+        .filter(|g| *g != code)
+        .collect();
+    let attempts = guesses
+        .iter()
+        .map(|g| stack.activate(&tenant, &id, "guesses@example.com", g));
+    let replies = futures::future::join_all(attempts).await;
+    let invalid = replies.iter().filter(|r| r.status == 400).count();
+    let limited = replies.iter().filter(|r| r.status == 429).count();
+    assert!(
+        invalid <= 5,
+        "at most five guesses judged wrong, got {invalid}"
+    );
+    assert_eq!(
+        invalid + limited,
+        guesses.len(),
+        "every other guess is refused"
+    );
+    assert_eq!(
+        stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
+        5
+    );
+    let right = stack
+        .activate(&tenant, &id, "guesses@example.com", &code)
+        .await;
+    assert_eq!(
+        right.status, 429,
+        "after the limit even the right code is refused"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "late@example.com").await;
+    stack.advance(24 * 3600);
+    let reply = stack
+        .activate(&tenant, &id, "late@example.com", &stack.code_for(&id))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
+}
+
+#[tokio::test]
+async fn another_tenants_token_finds_no_customer_and_changes_nothing() {
+    let stack = Stack::start().await;
+    let a = stack.tenant_with_demo_hierarchy().await;
+    let b = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&a, "isolated@example.com").await;
+    let before = stack.customer_item(&a, &id).await.unwrap();
+    let code = stack.code_for(&id);
+    let reply = stack.activate(&b, &id, "isolated@example.com", &code).await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.body["data"]["error"], "CUSTOMER_NOT_FOUND");
+    let resend = stack.resend(&b, &id, "isolated@example.com").await;
+    assert_eq!(resend.status, 404);
+    assert_eq!(
+        stack.customer_item(&a, &id).await.unwrap(),
+        before,
+        "A's customer unchanged"
+    );
+    assert_eq!(
+        stack
+            .activate(&a, &id, "isolated@example.com", "12")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        stack
+            .activate(&a, "not-a-uuid", "isolated@example.com", &code)
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn no_log_line_carries_personal_data_codes_or_hashes() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = format!("private-{}@example.com", uuid::Uuid::new_v4().simple());
+    let id = stack.registered(&tenant, &email).await;
+    let wrong_reply = stack.activate(&tenant, &id, &email, "00000001").await;
+    let code = stack.code_for(&id);
+    assert_eq!(
+        stack.activate(&tenant, &id, &email, &code).await.status,
+        200
+    );
+    let mut bad = contract_body(&tenant, "not an email");
+    bad["password"] = json!("Secret-Leak-Check-9");
+    stack.register(&tenant, &bad).await;
+    let item = stack.customer_item(&tenant, &id).await.unwrap();
+    let password_hash = item["passwordHash"].as_str().unwrap().to_owned();
+
+    let logs = support::captured_logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(&id) || l.contains(&tenant))
+        .collect();
+    assert!(lines.len() >= 4, "the run logged its requests: {lines:?}");
+    let token = stack.token(&tenant, None);
+    for secret in [
+        email.as_str(),
+        "+37060012345",
+        "Marcus",
+        "Jensen",
+        "SecurePass123!",
+        "Secret-Leak-Check-9",
+        code.as_str(),
+        password_hash.as_str(),
+        "$argon2id",
+        &token[..40],
+    ] {
+        assert!(!logs.contains(secret), "a log line contains {secret:?}");
+    }
+    assert!(
+        !logs.contains("@example.com"),
+        "no e-mail address in any log line of the run"
+    );
+    assert_eq!(wrong_reply.status, 400);
+}

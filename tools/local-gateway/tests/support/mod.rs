@@ -7,6 +7,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_gateway::{Functions, Gateway, LocalAuthorizer, router};
 use serde_json::{Value, json};
+use shared::activation::delivery::MailboxSender;
+use shared::activation::settings::ActivationSettings;
+use shared::clock::Clock;
+use shared::clock::FixedClock;
 use shared::config::Config;
 use shared::store::dynamodb::{DynamoStore, client_from_env};
 use tokio::sync::OnceCell;
@@ -19,12 +23,32 @@ pub fn hierarchy_path(tenant: &str) -> String {
 
 static TABLE: OnceCell<String> = OnceCell::const_new();
 
+/// Every log line the functions wrote during this test run (the production JSON format, at
+/// debug level), for the privacy checks.
+pub static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
 /// The run's table, created once from `template.yaml`.
 async fn table(client: &Client) -> String {
     TABLE
         .get_or_init(|| async {
             let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-            let template = include_str!("../../../template.yaml");
+            let template = include_str!("../../../../template.yaml");
             admin::create_table(client, template, &name)
                 .await
                 .expect("create table in moto");
@@ -36,6 +60,8 @@ async fn table(client: &Client) -> String {
 
 pub struct Stack {
     pub base: String,
+    pub mailbox: std::path::PathBuf,
+    pub clock: Arc<FixedClock>,
     pub table: String,
     pub client: Client,
     pub store: DynamoStore,
@@ -69,6 +95,7 @@ impl Stack {
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
         );
+        shared::telemetry::init_with_writer(|| Capture, "debug");
         let client = client_from_env().await;
         let table = table(&client).await;
         let config = Config::from_lookup(|name| match name {
@@ -79,8 +106,21 @@ impl Stack {
         let store = DynamoStore::new(client.clone(), &table);
         let authorizer =
             LocalAuthorizer::new("e2e-issuer", "e2e-audience", "e2e-secret", "tenant_id");
+        let mailbox =
+            std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
+        let settings = ActivationSettings::for_mailbox(
+            mailbox.clone(),
+            std::time::Duration::from_secs(24 * 3600),
+        );
+        let clock = Arc::new(FixedClock::at(chrono::Utc::now()));
         let gateway = Arc::new(Gateway {
-            functions: Functions::with_system_clock(config, store.clone()),
+            functions: Functions::new(
+                config,
+                &settings,
+                store.clone(),
+                Arc::new(MailboxSender::new(mailbox.clone())),
+                clock.clone(),
+            ),
             authorizer: authorizer.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,6 +128,8 @@ impl Stack {
         tokio::spawn(async move { axum::serve(listener, router(gateway)).await });
         Self {
             base,
+            mailbox,
+            clock,
             table,
             client,
             store,
@@ -99,10 +141,11 @@ impl Stack {
     /// A fresh tenant holding the first demo tenant's hierarchy.
     pub async fn tenant_with_demo_hierarchy(&self) -> String {
         let tenant = format!("t-{}", uuid::Uuid::new_v4().simple());
-        let mut hierarchy =
-            admin::parse_hierarchies(include_str!("../../../../shared/spec/demo-hierarchy.json"))
-                .unwrap()
-                .remove(0);
+        let mut hierarchy = admin::parse_hierarchies(include_str!(
+            "../../../../../shared/spec/demo-hierarchy.json"
+        ))
+        .unwrap()
+        .remove(0);
         hierarchy.tenant_id = shared::domain::TenantId::parse(&tenant).unwrap();
         admin::put_hierarchy(&self.store, &hierarchy)
             .await
@@ -178,6 +221,76 @@ impl Stack {
             .await
             .expect("gateway answers");
         Reply::read(response).await
+    }
+
+    /// Moves the functions' clock forward.
+    pub fn advance(&self, seconds: i64) {
+        let now = self.clock.now();
+        self.clock.set(now + chrono::Duration::seconds(seconds));
+    }
+
+    /// Every message in this stack's mailbox, oldest first.
+    pub fn mail(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.mailbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("mailbox lines are JSON"))
+            .collect()
+    }
+
+    /// The last code sent to `customer_id`.
+    pub fn code_for(&self, customer_id: &str) -> String {
+        self.mail()
+            .iter()
+            .rev()
+            .find(|m| m["customerId"] == customer_id)
+            .and_then(|m| m["code"].as_str().map(str::to_owned))
+            .expect("a code was sent")
+    }
+
+    /// Registers the contract example with `email` and returns the customer id.
+    pub async fn registered(&self, tenant: &str, email: &str) -> String {
+        let reply = self.register(tenant, &contract_body(tenant, email)).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn activate(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        user_id: &str,
+        code: &str,
+    ) -> Reply {
+        let token = self.token(tenant, None);
+        let body = json!({ "userId": user_id, "code": code }).to_string();
+        self.post_raw(
+            &format!("/api/v2.1/customer/individual/{customer_id}/activation"),
+            &token,
+            tenant,
+            &body,
+        )
+        .await
+    }
+
+    pub async fn resend(&self, tenant: &str, customer_id: &str, user_id: &str) -> Reply {
+        let token = self.token(tenant, None);
+        let body = json!({ "userId": user_id }).to_string();
+        self.post_raw(
+            &format!("/api/v2.1/customer/individual/{customer_id}/activation/code"),
+            &token,
+            tenant,
+            &body,
+        )
+        .await
+    }
+
+    /// The customer item, as plain JSON.
+    pub async fn customer_item(&self, tenant: &str, customer_id: &str) -> Option<Value> {
+        self.items_of(tenant)
+            .await
+            .into_iter()
+            .find(|i| i["PK"] == format!("TENANT#{tenant}#CUSTOMER#{customer_id}"))
     }
 
     /// Every item of the table that belongs to `tenant`, as plain JSON.

@@ -1,0 +1,169 @@
+//! Activation settings, read once at cold start by the functions that issue or check codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::ConfigError;
+
+/// Where codes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// `ACTIVATION_DELIVERY=ses`: SES SendEmail from `SES_FROM_ADDRESS`.
+    Ses { from: String, subject: String },
+    /// `ACTIVATION_DELIVERY=mailbox` (default): append JSON lines to `LOCAL_MAILBOX`.
+    Mailbox { path: PathBuf },
+}
+
+#[derive(Clone)]
+pub struct ActivationSettings {
+    /// `ACTIVATION_CODE_SECRET` (required, at least 32 characters).
+    pub secret: SecretString,
+    /// `ACTIVATION_CODE_TTL_SECONDS` (default 86400).
+    pub code_ttl: Duration,
+    pub delivery: Delivery,
+}
+
+impl std::fmt::Debug for ActivationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationSettings")
+            .field("secret", &"[redacted]")
+            .field("code_ttl", &self.code_ttl)
+            .field("delivery", &self.delivery)
+            .finish()
+    }
+}
+
+impl ActivationSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let secret = var("ACTIVATION_CODE_SECRET").ok_or(ConfigError {
+            variable: "ACTIVATION_CODE_SECRET",
+            problem: "is required".into(),
+        })?;
+        if secret.chars().count() < 32 {
+            return Err(ConfigError {
+                variable: "ACTIVATION_CODE_SECRET",
+                problem: "must be at least 32 characters".into(),
+            });
+        }
+        let ttl = match var("ACTIVATION_CODE_TTL_SECONDS") {
+            None => 86_400,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=7 * 86_400).contains(n))
+                .ok_or(ConfigError {
+                    variable: "ACTIVATION_CODE_TTL_SECONDS",
+                    problem: "must be a whole number of seconds from 1 to 604800".into(),
+                })?,
+        };
+        let delivery = match var("ACTIVATION_DELIVERY").as_deref().map(str::trim) {
+            None | Some("mailbox") => Delivery::Mailbox {
+                path: PathBuf::from(
+                    var("LOCAL_MAILBOX").unwrap_or_else(|| ".local/mailbox.jsonl".into()),
+                ),
+            },
+            Some("ses") => Delivery::Ses {
+                from: var("SES_FROM_ADDRESS").ok_or(ConfigError {
+                    variable: "SES_FROM_ADDRESS",
+                    problem: "is required when ACTIVATION_DELIVERY=ses".into(),
+                })?,
+                subject: var("ACTIVATION_EMAIL_SUBJECT")
+                    .unwrap_or_else(|| "Your activation code".into()),
+            },
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "ACTIVATION_DELIVERY",
+                    problem: "must be ses or mailbox".into(),
+                });
+            }
+        };
+        Ok(Self {
+            secret: SecretString::from(secret),
+            code_ttl: Duration::from_secs(ttl),
+            delivery,
+        })
+    }
+
+    /// For tests: a fixed secret and a mailbox file.
+    pub fn for_mailbox(path: PathBuf, code_ttl: Duration) -> Self {
+        Self {
+            secret: SecretString::from("test-secret-".repeat(4)),
+            code_ttl,
+            delivery: Delivery::Mailbox { path },
+        }
+    }
+
+    pub fn hasher(&self) -> super::code::CodeHasher {
+        super::code::CodeHasher::new(SecretString::from(self.secret.expose_secret().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<ActivationSettings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        ActivationSettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn activation_settings_fail_fast_naming_the_variable() {
+        let secret = "s".repeat(32);
+        let cases: Vec<(Vec<(&str, &str)>, Option<&str>)> = vec![
+            (vec![], Some("ACTIVATION_CODE_SECRET")),
+            (
+                vec![("ACTIVATION_CODE_SECRET", "short")],
+                Some("ACTIVATION_CODE_SECRET"),
+            ),
+            (vec![("ACTIVATION_CODE_SECRET", &secret)], None),
+            (
+                vec![
+                    ("ACTIVATION_CODE_SECRET", &secret),
+                    ("ACTIVATION_CODE_TTL_SECONDS", "0"),
+                ],
+                Some("ACTIVATION_CODE_TTL_SECONDS"),
+            ),
+            (
+                vec![
+                    ("ACTIVATION_CODE_SECRET", &secret),
+                    ("ACTIVATION_DELIVERY", "ses"),
+                ],
+                Some("SES_FROM_ADDRESS"),
+            ),
+            (
+                vec![
+                    ("ACTIVATION_CODE_SECRET", &secret),
+                    ("ACTIVATION_DELIVERY", "pigeon"),
+                ],
+                Some("ACTIVATION_DELIVERY"),
+            ),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(
+                settings(&pairs).err().map(|e| e.variable),
+                expected,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let s = settings(&[("ACTIVATION_CODE_SECRET", &"topsecret".repeat(4))]).unwrap();
+        assert!(!format!("{s:?}").contains("topsecret"));
+        assert_eq!(s.code_ttl, Duration::from_secs(86_400));
+    }
+}
