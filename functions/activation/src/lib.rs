@@ -118,7 +118,7 @@ impl Activation {
         *tenant_out = Some(caller.tenant.clone());
         let tenant_header = auth::tenant_header(req);
         let context = client_context::extract(req, tenant_header.is_none())?;
-        auth::check_tenant_header(&caller, tenant_header.unwrap_or_default())?;
+        auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
         let body: ActivationBody = parse_json(json_bytes(req)?)?;
         let mut errors = Vec::new();
         let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {

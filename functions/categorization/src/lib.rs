@@ -63,7 +63,7 @@ impl Categorization {
         *tenant_out = Some(caller.tenant.clone());
         let header =
             auth::tenant_header(req).ok_or(ApiError::MissingHeaders(vec!["X-Tenant-ID"]))?;
-        auth::check_tenant_header(&caller, header)?;
+        auth::check_tenant_header(&caller, &header)?;
         let path_tenant = routes::param(&params, "tenantId").unwrap_or_default();
         let path_tenant = TenantId::parse(path_tenant).map_err(|_| ApiError::InvalidTenantId)?;
         if path_tenant != caller.tenant {

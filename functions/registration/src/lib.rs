@@ -100,7 +100,7 @@ impl Registration {
         *tenant_out = Some(caller.tenant.clone());
         let tenant_header = auth::tenant_header(req);
         let context = client_context::extract(req, tenant_header.is_none())?;
-        auth::check_tenant_header(&caller, tenant_header.unwrap_or_default())?;
+        auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
         let body: RegistrationRequest = parse_json(json_bytes(req)?)?;
         let now = self.clock.now();
         let registration = validate(

@@ -75,7 +75,7 @@ pub fn check_tenant_header(caller: &Caller, raw: &str) -> Result<(), ApiError> {
 }
 
 /// `X-Tenant-ID`, trimmed, if present.
-pub fn tenant_header(req: &Request) -> Option<&str> {
+pub fn tenant_header(req: &Request) -> Option<std::borrow::Cow<'_, str>> {
     header(req, "x-tenant-id").filter(|v| !v.is_empty())
 }
 
@@ -121,7 +121,7 @@ mod tests {
         let c = caller(&req, "tenant_id", scopes::CUSTOMERS_WRITE).unwrap();
         assert_eq!(c.tenant.as_str(), "t1");
         assert_eq!(
-            check_tenant_header(&c, tenant_header(&req).unwrap()),
+            check_tenant_header(&c, &tenant_header(&req).unwrap()),
             Ok(())
         );
     }

@@ -21,7 +21,7 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let content_type = header(req, "content-type").unwrap_or("");
+    let content_type = header(req, "content-type").unwrap_or_default();
     let media_type = content_type
         .split(';')
         .next()
@@ -53,7 +53,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     let field = if path == "." { String::new() } else { path };
                     ApiError::Validation(vec![FieldError::new(
                         field,
-                        "INVALID_TYPE",
+                        "INVALID_FIELD",
                         expectation(&inner.to_string()),
                     )])
                 }

@@ -17,8 +17,12 @@ pub struct ClientContext {
     pub platform: String,
     pub device_id: String,
     pub user_agent: String,
+    /// The end user's IP as `X-Forwarded-For` names it (client-supplied: parsed, not trusted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The address the gateway saw the request come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
 }
 
 /// `(canonical name, aliases)` of the required headers, in the order they are reported.
@@ -42,14 +46,14 @@ pub fn extract(req: &Request, tenant_missing: bool) -> Result<ClientContext, Api
         let value = std::iter::once(name)
             .chain(aliases.iter().copied())
             .filter_map(|n| header(req, n))
-            .map(|v| v.trim_matches('"').trim())
+            .map(|v| v.trim_matches('"').trim().to_owned())
             .find(|v| !v.is_empty());
         match value {
             None => missing.push(name),
             Some(v) if v.chars().count() > MAX_HEADER_CHARS || v.chars().any(char::is_control) => {
                 too_long.push(FieldError::new(
                     format!("headers.{name}"),
-                    "INVALID_HEADER",
+                    "INVALID_FIELD",
                     format!("must be at most {MAX_HEADER_CHARS} printable characters"),
                 ));
                 values.push(String::new());
@@ -63,15 +67,20 @@ pub fn extract(req: &Request, tenant_missing: bool) -> Result<ClientContext, Api
     if !too_long.is_empty() {
         return Err(ApiError::Validation(too_long));
     }
+    let source_ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .http
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_string()),
+        _ => None,
+    };
     let ip = header(req, "x-forwarded-for")
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 64)
-        .map(str::to_owned)
-        .or_else(|| match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
-            _ => None,
-        });
+        .and_then(|v| v.split(',').next().map(str::trim).map(str::to_owned))
+        .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
+        .or_else(|| source_ip.clone());
     let mut values = values.into_iter();
     let mut next = || values.next().unwrap_or_default();
     Ok(ClientContext {
@@ -80,6 +89,7 @@ pub fn extract(req: &Request, tenant_missing: bool) -> Result<ClientContext, Api
         device_id: next(),
         user_agent: next(),
         ip,
+        source_ip,
     })
 }
 

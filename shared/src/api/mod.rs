@@ -30,10 +30,15 @@ pub fn request_id(req: &Request) -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// A header's value, trimmed, when present and valid UTF-8 (names are case-insensitive).
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+/// A header's value, trimmed (names are case-insensitive). A value that is not valid UTF-8
+/// reads as its lossy UTF-8 form, so it counts as present (and is length-checked) rather than
+/// as missing.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let value = req.headers().get(name)?;
+    Some(match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => std::borrow::Cow::Borrowed(text.trim()),
+        Err(_) => {
+            std::borrow::Cow::Owned(String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
+        }
+    })
 }

@@ -175,7 +175,17 @@ impl Hierarchy {
                 say(format!("feature {code} has no databaseId"));
             }
             for (key, values) in &feature.allowed_values {
+                if values.is_empty() {
+                    say(format!("feature {code} key {key}: no allowed values"));
+                }
                 for value in values {
+                    if looks_like_range(value)
+                        && matches!(AllowedValue::parse(value), AllowedValue::Literal(_))
+                    {
+                        say(format!(
+                            "feature {code} key {key}: {value:?} looks like a range but is not \"A-B\" with non-negative integers"
+                        ));
+                    }
                     if let AllowedValue::Range(lo, hi) = AllowedValue::parse(value)
                         && lo > hi
                     {
@@ -198,8 +208,46 @@ impl Hierarchy {
                 }
             }
         }
+        let mut ids: Vec<&str> = self
+            .categories
+            .values()
+            .map(|c| c.database_id.as_str())
+            .chain(self.features.values().map(|f| f.database_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        for pair in ids.windows(2) {
+            if pair[0] == pair[1] {
+                problems.push(HierarchyProblem(format!(
+                    "databaseId {} is used twice",
+                    pair[0]
+                )));
+            }
+        }
+        for category in self.categories.values() {
+            if category.database_id != category.category_id
+                && self.categories.contains_key(&category.database_id)
+            {
+                problems.push(HierarchyProblem(format!(
+                    "databaseId {} of {} is another category's code",
+                    category.database_id, category.category_id
+                )));
+            }
+        }
         problems
     }
+}
+
+/// Digits and dashes with at least two numbers: meant as a range.
+fn looks_like_range(value: &str) -> bool {
+    let numbers = value
+        .split('-')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>();
+    numbers.len() >= 2
+        && numbers
+            .iter()
+            .all(|part| part.bytes().all(|b| b.is_ascii_digit() || b == b'+'))
 }
 
 #[cfg(test)]
@@ -268,7 +316,15 @@ mod tests {
             .unwrap()
             .allowed_values
             .insert("riskScore".into(), vec!["100-0".into()]);
+        let ambiguous = broken.features.get_mut("TRANSACTION_LIMITS").unwrap();
+        ambiguous.database_id = "e50bb9ad-6a97-41da-8e66-4c3c0f7e2a3d".into();
+        ambiguous
+            .allowed_values
+            .insert("dailyLimit".into(), vec!["10 - 20".into()]);
+        ambiguous
+            .allowed_values
+            .insert("weeklyLimit".into(), vec![]);
         let problems: Vec<String> = broken.problems().into_iter().map(|p| p.0).collect();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
     }
 }

@@ -120,6 +120,13 @@ pub fn resolve(
                     .insert(label, "the relation names no feature (code or id)".into());
                 continue;
             }
+            // A code that names no feature is an error even when the id would match one.
+            (Some(None), _) => {
+                problems
+                    .invalid_values
+                    .insert(label, "unknown feature".into());
+                continue;
+            }
             (Some(Some(a)), Some(Some(b))) if a.feature_code != b.feature_code => {
                 problems
                     .invalid_values
@@ -154,7 +161,13 @@ pub fn resolve(
     let mut features = Vec::with_capacity(category.available_features.len());
     for code in &category.available_features {
         let Some(feature) = hierarchy.features.get(code) else {
-            // The admin command refuses such hierarchies; treat a stored one as a server fault.
+            // The admin command refuses such hierarchies; a stored one is a server fault.
+            tracing::error!(
+                tenant_id = %hierarchy.tenant_id,
+                category = %category.category_id,
+                feature = %code,
+                "stored hierarchy names a feature it does not define"
+            );
             return Err(ApiError::Internal);
         };
         let relation = relation_of.get(code.as_str()).copied();
@@ -216,13 +229,9 @@ fn resolve_feature(
             .get(key)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let admitted = if allowed.is_empty() {
-            Some(value.clone())
-        } else {
-            allowed
-                .iter()
-                .find_map(|a| AllowedValue::parse(a).admits(value))
-        };
+        let admitted = allowed
+            .iter()
+            .find_map(|a| AllowedValue::parse(a).admits(value));
         let Some(value) = admitted else {
             problems.invalid_values.insert(
                 label,

@@ -40,23 +40,34 @@ impl Country {
         if wanted.is_empty() || wanted.len() > 100 {
             return Err("must be an ISO 3166-1 alpha-2 code or an English country name");
         }
+        if let Some((_, code)) = COMMON_NAMES.iter().find(|(name, _)| *name == wanted) {
+            return Ok(Self((*code).to_owned()));
+        }
         if wanted.len() == 2 {
             return rust_iso3166::from_alpha2(&wanted.to_ascii_uppercase())
                 .map(|c| Self(c.alpha2.to_owned()))
                 .ok_or("is not an ISO 3166-1 alpha-2 code");
         }
-        if let Some((_, code)) = COMMON_NAMES.iter().find(|(name, _)| *name == wanted) {
-            return Ok(Self((*code).to_owned()));
-        }
-        rust_iso3166::ALL
+        // A full ISO name is unique; a short form ("Korea", "Virgin Islands") may name several
+        // countries, and then it names none: guessing could file a customer under a
+        // sanctioned country.
+        if let Some(c) = rust_iso3166::ALL
             .iter()
-            .find(|c| {
-                let name = c.name.to_lowercase();
-                let short = name.split([',', '(']).next().unwrap_or(&name).trim();
-                name == wanted || short == wanted
-            })
-            .map(|c| Self(c.alpha2.to_owned()))
-            .ok_or("must be an ISO 3166-1 alpha-2 code or an English country name")
+            .find(|c| c.name.to_lowercase() == wanted)
+        {
+            return Ok(Self(c.alpha2.to_owned()));
+        }
+        let mut matches = rust_iso3166::ALL.iter().filter(|c| {
+            let name = c.name.to_lowercase();
+            name.split([',', '(']).next().unwrap_or(&name).trim() == wanted
+        });
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(Self(c.alpha2.to_owned())),
+            (Some(_), Some(_)) => {
+                Err("names more than one country: use the ISO 3166-1 alpha-2 code")
+            }
+            _ => Err("must be an ISO 3166-1 alpha-2 code or an English country name"),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -83,6 +94,11 @@ mod tests {
             ),
             ("Bolivia", Some("BO")),
             ("Viet Nam", Some("VN")),
+            ("UK", Some("GB")),
+            ("Korea", None),
+            ("South Korea", Some("KR")),
+            ("Korea (Republic of)", Some("KR")),
+            ("Virgin Islands", None),
             ("XX", None),
             ("Atlantis", None),
             ("", None),

@@ -19,7 +19,12 @@ impl Phone {
         if !trimmed.starts_with('+') && !trimmed.starts_with("00") {
             return Err("must be in international format, starting with + and the country code");
         }
-        let number = phonenumber::parse(None, trimmed)
+        // "00" is the international call prefix most of the world dials instead of "+".
+        let international = match trimmed.strip_prefix("00") {
+            Some(rest) => format!("+{rest}"),
+            None => trimmed.to_owned(),
+        };
+        let number = phonenumber::parse(None, &international)
             .map_err(|_| "is not a valid international phone number")?;
         if !phonenumber::is_valid(&number) {
             return Err("is not a valid international phone number");
@@ -43,6 +48,7 @@ mod tests {
             ("+370 600 12345", Some("+37060012345")),
             ("+44 20 7946 0958", Some("+442079460958")),
             ("+1 650 253 0000", Some("+16502530000")),
+            ("0037060012345", Some("+37060012345")),
             ("060012345", None),
             ("+370", None),
             ("+999 123456", None),

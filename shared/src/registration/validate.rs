@@ -94,13 +94,18 @@ impl Errors {
             }
             (raw, _) => self.opt(nested.0, raw, &parse),
         };
-        if let Some(copy) = self.opt(top.0, top.1, &parse)
-            && let Some(v) = &value
-            && !same(v, &copy)
-        {
-            self.push(top.0, conflict(nested.0));
+        let copy = self.opt(top.0, top.1, &parse);
+        match (value, copy) {
+            (Some(v), Some(c)) => {
+                if !same(&v, &c) {
+                    self.push(top.0, conflict(nested.0));
+                }
+                Some(v)
+            }
+            // An optional field sent only at the top level is taken from there.
+            (None, Some(c)) if required.is_none() && nested.1.is_none() => Some(c),
+            (value, _) => value,
         }
-        value
     }
 }
 
@@ -172,27 +177,9 @@ pub fn validate(
         return Err(ApiError::TenantMismatch);
     }
     let Some(person) = ic.person else {
-        let flat = [
-            &req.first_name,
-            &req.last_name,
-            &req.email,
-            &req.phone,
-            &req.date_of_birth,
-            &req.gender,
-            &req.nationality,
-            &req.place_of_birth,
-            &req.pincode,
-        ]
-        .iter()
-        .any(|f| f.is_some());
-        if flat {
-            return Err(ApiError::FlatObjectNotSupported);
-        }
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "individualCustomer.person",
-            "REQUIRED",
-            "is required: send the person in the individualCustomer.person.* hierarchy",
-        )]));
+        // §3.2: `individualCustomer.person` is required, and its absence (person fields at the
+        // top level or nowhere) is answered with FLAT_OBJECT_NOT_SUPPORTED naming the hierarchy.
+        return Err(ApiError::FlatObjectNotSupported);
     };
     let user = ic.user.unwrap_or_default();
     let mut errors = Errors::default();
@@ -230,12 +217,10 @@ pub fn validate(
 
     // Phone: person.phone, else top-level phone, else the primary (or first) PHONE contact.
     let contacts = contacts(&mut errors, person.contacts.as_deref());
+    let phones = || contacts.iter().filter(|c| c.kind == "PHONE");
+    let phone_contact = phones().find(|c| c.is_primary).or_else(|| phones().next());
     let phone = match (&person.phone, &req.phone) {
-        (None, None) => match contacts
-            .iter()
-            .filter(|c| c.kind == "PHONE")
-            .max_by_key(|c| c.is_primary)
-        {
+        (None, None) => match phone_contact {
             Some(contact) => Phone::parse(&contact.value).ok(),
             None => {
                 errors.push(
@@ -314,10 +299,16 @@ pub fn validate(
         }
         (top, nested) => top.as_ref().or(nested.as_ref()),
     };
-    let matching = req
-        .matching_password
-        .as_ref()
-        .or(user.matching_password.as_ref());
+    let matching = match (&req.matching_password, &user.matching_password) {
+        (Some(top), Some(nested)) if top != nested => {
+            errors.push(
+                format!("{U}.matchingPassword"),
+                conflict("matchingPassword"),
+            );
+            None
+        }
+        (top, nested) => top.as_ref().or(nested.as_ref()),
+    };
     let password = match (password, matching) {
         (None, _) => {
             errors.push("password", ("WEAK_PASSWORD", "is required".into()));
@@ -911,6 +902,51 @@ mod tests {
     }
 
     #[test]
+    fn optional_fields_sent_only_at_the_top_level_are_kept() {
+        let mut body = contract_body();
+        for f in [
+            "dateOfBirth",
+            "gender",
+            "nationality",
+            "placeOfBirth",
+            "pincode",
+        ] {
+            body["individualCustomer"]["person"]
+                .as_object_mut()
+                .unwrap()
+                .remove(f);
+        }
+        let r = run(body).unwrap();
+        assert_eq!(r.date_of_birth.unwrap().to_string(), "1990-05-15");
+        assert_eq!(r.gender, Some(Gender::Male));
+        assert_eq!(r.nationality.unwrap().as_str(), "LT");
+        assert_eq!(r.place_of_birth.as_deref(), Some("Vilnius"));
+        assert_eq!(r.pincode.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn without_a_primary_the_first_phone_contact_is_the_phone() {
+        let mut body = with(
+            with(contract_body(), &format!("{P}/phone"), None),
+            "phone",
+            None,
+        );
+        body["individualCustomer"]["person"]["contacts"] = json!([
+            {"type": "PHONE", "value": "+37060012345"},
+            {"type": "PHONE", "value": "+442079460958"}
+        ]);
+        assert_eq!(run(body).unwrap().phone.as_str(), "+37060012345");
+    }
+
+    #[test]
+    fn two_disagreeing_password_confirmations_conflict() {
+        let mut body = contract_body();
+        body["individualCustomer"]["user"]["matchingPassword"] = json!("OtherPass123!!");
+        assert!(matches!(run(body), Err(ApiError::Validation(e))
+            if e.iter().any(|e| e.field == "individualCustomer.user.matchingPassword" && e.code == "FIELD_CONFLICT")));
+    }
+
+    #[test]
     fn the_password_may_come_from_the_user_object() {
         let mut body = with(
             with(contract_body(), "password", None),
@@ -977,9 +1013,7 @@ mod tests {
             .remove("person");
         assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
         let body = json!({"password": "SecurePass123!"});
-        assert!(
-            matches!(run(body), Err(ApiError::Validation(e)) if e[0].field == "individualCustomer.person")
-        );
+        assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
     }
 
     #[test]

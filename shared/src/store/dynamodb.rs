@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -87,7 +87,24 @@ where
         }
         _ => false,
     };
-    let cause = anyhow::anyhow!("{}", DisplayErrorContext(&err));
+    // Only the error's kind, code, message and status: never the raw response, which for a
+    // conditional failure can carry the item (personal data, hashes).
+    let cause = match &err {
+        SdkError::ServiceError(service) => anyhow::anyhow!(
+            "DynamoDB service error {} (HTTP {}): {}",
+            service.err().code().unwrap_or("unknown"),
+            service.raw().status().as_u16(),
+            service.err().message().unwrap_or("")
+        ),
+        SdkError::TimeoutError(_) => anyhow::anyhow!("DynamoDB call timed out"),
+        SdkError::DispatchFailure(failure) => anyhow::anyhow!(
+            "DynamoDB dispatch failure (io: {}, timeout: {})",
+            failure.is_io(),
+            failure.is_timeout()
+        ),
+        SdkError::ResponseError(_) => anyhow::anyhow!("DynamoDB response could not be read"),
+        _ => anyhow::anyhow!("DynamoDB request could not be built"),
+    };
     if unavailable {
         StoreError::Unavailable(cause)
     } else {
