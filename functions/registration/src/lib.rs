@@ -17,9 +17,10 @@ use shared::activation::settings::ActivationSettings;
 use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
+use shared::api::idempotency;
 use shared::api::outcome::{finish, storage_failure};
 use shared::api::routes::{self, Function};
-use shared::api::{ApiError, json_response, request_id};
+use shared::api::{ApiError, body_text, json_response, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
 use shared::clock::Clock;
 use shared::config::Config;
@@ -28,7 +29,10 @@ use shared::registration::{
     Customer, CustomerStatus, NewRegistration, Person, RegistrationRequest, User, UserStatus,
     ValidationContext, validate,
 };
-use shared::store::{CustomerStore, HierarchySource, NewCustomer, StoreError};
+use shared::store::{
+    ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
+    IdempotencyStore, NewCustomer, StoreError, StoredResponse,
+};
 
 const ROUTE: &str = "POST /registration";
 
@@ -39,6 +43,7 @@ pub struct Registration {
     hasher: CodeHasher,
     hierarchies: HierarchyCache,
     customers: Arc<dyn CustomerStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
     sender: Arc<dyn CodeSender>,
     clock: Arc<dyn Clock>,
 }
@@ -54,6 +59,7 @@ impl Registration {
         activation: &ActivationSettings,
         hierarchies: Arc<dyn HierarchySource>,
         customers: Arc<dyn CustomerStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
         sender: Arc<dyn CodeSender>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -65,6 +71,7 @@ impl Registration {
             hasher: activation.hasher(),
             hierarchies,
             customers,
+            idempotency,
             sender,
             clock,
         }
@@ -101,7 +108,9 @@ impl Registration {
         let tenant_header = auth::tenant_header(req);
         let context = client_context::extract(req, tenant_header.is_none())?;
         auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
-        let body: RegistrationRequest = parse_json(json_bytes(req)?)?;
+        let idempotency_key = idempotency::key(req)?;
+        let bytes = json_bytes(req)?;
+        let body: RegistrationRequest = parse_json(bytes)?;
         let now = self.clock.now();
         let registration = validate(
             body,
@@ -120,6 +129,65 @@ impl Registration {
             .map_err(storage_failure)?;
         let categorization = resolve(hierarchy.as_deref(), &registration.categorization)?;
 
+        // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6).
+        let claim = match idempotency_key {
+            None => None,
+            Some(key) => {
+                let claim = IdempotencyClaim {
+                    tenant: caller.tenant.clone(),
+                    key,
+                    body_hash: idempotency::body_hash(bytes),
+                    token: uuid::Uuid::new_v4().to_string(),
+                    now,
+                    expires_at: now + chrono::Duration::seconds(idempotency::RETENTION_SECONDS),
+                    lock_expires_at: now + chrono::Duration::seconds(idempotency::LOCK_SECONDS),
+                };
+                match self
+                    .idempotency
+                    .claim(&claim)
+                    .await
+                    .map_err(storage_failure)?
+                {
+                    ClaimOutcome::Claimed => Some(claim),
+                    ClaimOutcome::InProgress => return Err(ApiError::RequestInProgress),
+                    ClaimOutcome::Reused => return Err(ApiError::IdempotencyKeyReused),
+                    ClaimOutcome::Completed(stored) => {
+                        tracing::info!(request_id, tenant_id = %caller.tenant, "idempotent replay");
+                        return Ok(replay(stored, request_id));
+                    }
+                }
+            }
+        };
+
+        let result = self
+            .write(
+                &caller.tenant,
+                registration,
+                categorization,
+                context,
+                now,
+                claim.as_ref(),
+                request_id,
+            )
+            .await;
+        if let (Some(claim), Err(error)) = (&claim, &result) {
+            self.settle_failed_claim(claim, error, request_id).await;
+        }
+        result
+    }
+
+    /// Steps 3–6: hash, code, the one transaction, the e-mail.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        registration: NewRegistration,
+        categorization: shared::categorization::ResolvedCategorization,
+        context: ClientContext,
+        now: chrono::DateTime<chrono::Utc>,
+        claim: Option<&IdempotencyClaim>,
+        request_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
         // 3. Argon2id.
         let password_hash = shared::password::hash(registration.password.clone())
             .await
@@ -129,64 +197,137 @@ impl Registration {
             })?;
 
         // 4. The activation code: only its keyed hash is stored.
-        let customer = build_customer(
-            caller.tenant.clone(),
-            registration.clone(),
-            categorization,
-            context,
-            now,
-        );
+        let email_normalized = registration.email.normalized();
+        let customer = build_customer(tenant.clone(), registration, categorization, context, now);
         let code = ActivationCode::generate().map_err(|e| {
             tracing::error!(error = %format!("{e:#}"), "activation code generation failed");
             ApiError::Internal
         })?;
         let issued = IssuedCode {
-            hash: self.hasher.hash(&caller.tenant, &customer.id, &code),
+            hash: self.hasher.hash(tenant, &customer.id, &code),
             issued_at: now,
             expires_at: now + self.code_ttl,
         };
 
-        // 5. One transaction: customer + e-mail marker.
+        // 5. One transaction: customer + e-mail marker (+ the idempotency record's response).
+        let redirect_url = self.config.redirect_url(&customer.id);
+        let location = format!("{}/{}", shared::API_BASE, customer.id);
+        let created = |delivery: &str| {
+            body_text(&json_response(
+                StatusCode::CREATED,
+                CREATED_MESSAGE,
+                Some(&redirect_url),
+                response::registered(&customer, &redirect_url, delivery),
+                request_id,
+                &[],
+            ))
+        };
+        let completion = |body: String, status: u16, location: Option<String>| {
+            claim.map(|c| IdempotencyCompletion {
+                tenant: c.tenant.clone(),
+                key: c.key.clone(),
+                token: c.token.clone(),
+                response: StoredResponse {
+                    status,
+                    body,
+                    location,
+                },
+            })
+        };
         let new = NewCustomer {
-            email_normalized: registration.email.normalized(),
-            customer,
+            email_normalized,
+            idempotency: completion(created(delivery_status(true)), 201, Some(location.clone())),
+            customer: customer.clone(),
             password_hash,
             code: issued.clone(),
         };
         match self.customers.create_customer(&new).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(ApiError::EmailAlreadyExists),
+            // The idempotency claim was taken over by a retry: that one will answer.
+            Err(StoreError::ConditionFailed) => return Err(ApiError::RequestInProgress),
             Err(other) => return Err(storage_failure(other)),
         }
-        tracing::info!(request_id, tenant_id = %caller.tenant, customer_id = %new.customer.id, "customer registered");
+        tracing::info!(request_id, tenant_id = %tenant, customer_id = %customer.id, "customer registered");
 
         // 6. Send the code; a failed send does not undo the registration (resend exists).
         let message = ActivationMessage {
-            to: new.customer.person.email.clone(),
-            tenant: caller.tenant.clone(),
-            customer_id: new.customer.id.clone(),
+            to: customer.person.email.clone(),
+            tenant: tenant.clone(),
+            customer_id: customer.id.clone(),
             code,
             expires_at: issued.expires_at,
         };
         let sent = match self.sender.send(&message).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(request_id, customer_id = %new.customer.id, error = %format!("{e:#}"), "activation code delivery failed");
+                tracing::warn!(request_id, customer_id = %customer.id, error = %format!("{e:#}"), "activation code delivery failed");
                 false
             }
         };
-
-        let redirect_url = self.config.redirect_url(&new.customer.id);
-        let location = format!("{}/{}", shared::API_BASE, new.customer.id);
-        Ok(json_response(
+        let body = created(delivery_status(sent));
+        if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
+            // Replays must tell the truth about delivery too.
+            if let Err(e) = self.idempotency.complete(&completion).await {
+                tracing::warn!(request_id, error = %e, "could not record the delivery failure for replays");
+            }
+        }
+        Ok(raw_json_response(
             StatusCode::CREATED,
-            "B2C individual account created successfully. Redirect to activate-account page",
-            Some(&redirect_url),
-            response::registered(&new.customer, &redirect_url, delivery_status(sent)),
+            body,
             request_id,
             &[("location", location)],
         ))
     }
+
+    /// After a failure with a claim held: a conflict is recorded for replay (a retry gets the
+    /// same 409); anything that wrote nothing releases the claim so a retry can run.
+    async fn settle_failed_claim(
+        &self,
+        claim: &IdempotencyClaim,
+        error: &ApiError,
+        request_id: &str,
+    ) {
+        let outcome = match error {
+            ApiError::RequestInProgress => return,
+            ApiError::EmailAlreadyExists => {
+                let response = error.clone().into_response(request_id);
+                self.idempotency
+                    .complete(&IdempotencyCompletion {
+                        tenant: claim.tenant.clone(),
+                        key: claim.key.clone(),
+                        token: claim.token.clone(),
+                        response: StoredResponse {
+                            status: response.status().as_u16(),
+                            body: body_text(&response),
+                            location: None,
+                        },
+                    })
+                    .await
+            }
+            _ => {
+                self.idempotency
+                    .release(&claim.tenant, &claim.key, &claim.token)
+                    .await
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(request_id, error = %e, "could not settle the idempotency claim");
+        }
+    }
+}
+
+const CREATED_MESSAGE: &str =
+    "B2C individual account created successfully. Redirect to activate-account page";
+
+/// The stored response again, marked as a replay.
+fn replay(stored: StoredResponse, request_id: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = vec![("idempotent-replayed", "true".to_owned())];
+    if let Some(location) = stored.location {
+        headers.push(("location", location));
+    }
+    raw_json_response(status, stored.body, request_id, &headers)
 }
 
 fn build_customer(
@@ -266,6 +407,7 @@ mod tests {
             Registration::new(
                 config,
                 &settings,
+                store.clone(),
                 store.clone(),
                 store.clone(),
                 sender,

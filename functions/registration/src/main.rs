@@ -27,6 +27,7 @@ async fn main() -> Result<(), Error> {
         config,
         &activation,
         store.clone(),
+        store.clone(),
         store,
         sender,
         Arc::new(SystemClock),

@@ -15,6 +15,37 @@ pub struct Envelope<'a, T: Serialize> {
     pub data: T,
 }
 
+/// A response whose enveloped body is already serialized (idempotent replays).
+pub fn raw_json_response(
+    status: StatusCode,
+    body: String,
+    request_id: &str,
+    extra_headers: &[(&str, String)],
+) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-request-id", request_id)
+        .header("cache-control", "no-store");
+    for (name, value) in extra_headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(Body::Text(body)).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Body::Empty);
+        *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// The text of a response body (our responses are always text).
+pub fn body_text(response: &Response<Body>) -> String {
+    match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    }
+}
+
 /// Builds a JSON response in the envelope with the request id header. Extra headers are
 /// `(name, value)` pairs (`Location`, `Retry-After`, …).
 pub fn json_response<T: Serialize>(

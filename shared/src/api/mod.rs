@@ -6,10 +6,11 @@ pub mod body;
 pub mod client_context;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod outcome;
 pub mod routes;
 
-pub use envelope::{Envelope, json_response};
+pub use envelope::{Envelope, body_text, json_response, raw_json_response};
 pub use error::{ApiError, FieldError};
 
 use lambda_http::{Request, RequestExt, request::RequestContext};

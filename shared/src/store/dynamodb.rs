@@ -350,7 +350,14 @@ impl CustomerStore for DynamoStore {
         let email_put = self
             .keyed_put(&email_pk, email_sk, marker, "EMAIL")
             .condition_expression("attribute_not_exists(PK)");
-        let writes = vec![build_put(customer_put)?, build_put(email_put)?];
+        let mut writes = vec![build_put(customer_put)?, build_put(email_put)?];
+        if let Some(completion) = &new.idempotency {
+            writes.push(
+                TransactWriteItem::builder()
+                    .update(self.completion_update(completion)?)
+                    .build(),
+            );
+        }
 
         let mut attempt = 0;
         loop {
@@ -364,8 +371,13 @@ impl CustomerStore for DynamoStore {
                 return Ok(());
             };
             match cancellation_codes(&err) {
-                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                // Customer and marker first: a taken e-mail is a conflict; the idempotency
+                // update (third) failing alone means another request took the claim over.
+                Some(codes) if codes.iter().take(2).any(|c| c == "ConditionalCheckFailed") => {
                     return Err(StoreError::AlreadyExists);
+                }
+                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                    return Err(StoreError::ConditionFailed);
                 }
                 Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
                     if attempt == CONFLICT_RETRIES {
@@ -675,6 +687,155 @@ impl DynamoStore {
         match self.conditional_update(update, (&pk, sk)).await? {
             Update::Done(_) => Ok(()),
             Update::ConditionFailed(_) => Err(StoreError::ConditionFailed),
+        }
+    }
+}
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+impl DynamoStore {
+    /// The Update that completes a claim: only the request holding it may.
+    fn completion_update(
+        &self,
+        c: &super::IdempotencyCompletion,
+    ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+        let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression("#token = :token")
+            .update_expression(
+                "SET #status = :completed, responseStatus = :code, responseBody = :body, \
+                 responseLocation = :location",
+            )
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(&c.token))
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":code", n(c.response.status))
+            .expression_attribute_values(":body", s(&c.response.body))
+            .expression_attribute_values(
+                ":location",
+                c.response
+                    .location
+                    .as_deref()
+                    .map(s)
+                    .unwrap_or(AttributeValue::Null(true)),
+            );
+        update = update
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None);
+        update.build().map_err(|e| StoreError::Unexpected(e.into()))
+    }
+}
+
+#[async_trait]
+impl super::IdempotencyStore for DynamoStore {
+    async fn claim(&self, c: &super::IdempotencyClaim) -> Result<super::ClaimOutcome, StoreError> {
+        use super::{ClaimOutcome, StoredResponse};
+        let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
+        let now = c.now.timestamp();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(&pk))
+            .item(keys::SK, s(sk))
+            .item("entityType", s("IDEMPOTENCY"))
+            .item("status", s(IN_PROGRESS))
+            .item("bodyHash", s(&c.body_hash))
+            .item("token", s(&c.token))
+            .item("createdAt", s(crate::registration::timestamp(c.now)))
+            .item("expiresAt", n(c.expires_at.timestamp()))
+            .item("lockExpiresAt", n(c.lock_expires_at.timestamp()))
+            // New, expired (TTL deletion lags), or abandoned mid-flight by a request that
+            // wrote nothing (its write and the completion are one transaction).
+            .condition_expression(
+                "attribute_not_exists(PK) OR expiresAt <= :now \
+                 OR (#status = :inProgress AND lockExpiresAt <= :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(_) => return Ok(ClaimOutcome::Claimed),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(f)) => {
+                    match f.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.get_consistent((&pk, sk)).await?,
+                    }
+                }
+                _ => return Err(classify(err)),
+            },
+        };
+        // The record vanished between the two calls (TTL): treat as in progress; a retry claims.
+        let Some(old) = old else {
+            return Ok(ClaimOutcome::InProgress);
+        };
+        if text(&old, "bodyHash") != Some(c.body_hash.as_str()) {
+            return Ok(ClaimOutcome::Reused);
+        }
+        if text(&old, "status") != Some(COMPLETED) {
+            return Ok(ClaimOutcome::InProgress);
+        }
+        Ok(ClaimOutcome::Completed(StoredResponse {
+            status: u16::try_from(number(&old, "responseStatus").unwrap_or(500)).unwrap_or(500),
+            body: text(&old, "responseBody").unwrap_or_default().to_owned(),
+            location: text(&old, "responseLocation").map(str::to_owned),
+        }))
+    }
+
+    async fn complete(&self, c: &super::IdempotencyCompletion) -> Result<(), StoreError> {
+        let update = self.completion_update(c)?;
+        self.client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .update_expression(update.update_expression())
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map_err(|err| match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                    StoreError::ConditionFailed
+                }
+                _ => classify(err),
+            })?;
+        Ok(())
+    }
+
+    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError> {
+        let (pk, sk) = keys::idempotency(tenant, key);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression("#token = :token AND #status = :inProgress")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err)),
         }
     }
 }

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{CustomerStore, HierarchySource, NewCustomer, StoreError};
+use super::{
+    ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
+    IdempotencyStore, NewCustomer, StoreError, StoredResponse,
+};
 use crate::activation::rules::ResendCounter;
 use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
 use crate::categorization::Hierarchy;
@@ -31,6 +34,8 @@ pub struct MemoryStore {
     hierarchies: Mutex<HashMap<TenantId, Hierarchy>>,
     customers: Mutex<HashMap<(TenantId, String), Record>>,
     emails: Mutex<HashMap<(TenantId, String), String>>,
+    /// (tenant, key) → (body hash, token, response once completed).
+    idempotency: Mutex<HashMap<(TenantId, String), (String, String, Option<StoredResponse>)>>,
 }
 
 impl MemoryStore {
@@ -68,6 +73,14 @@ impl CustomerStore for MemoryStore {
             return Err(StoreError::AlreadyExists);
         }
         emails.insert(key, new.customer.id.clone());
+        if let Some(completion) = &new.idempotency {
+            let mut records = self.idempotency.lock().map_err(|_| poisoned())?;
+            if let Some(record) =
+                records.get_mut(&(completion.tenant.clone(), completion.key.clone()))
+            {
+                record.2 = Some(completion.response.clone());
+            }
+        }
         self.customers.lock().map_err(|_| poisoned())?.insert(
             (new.customer.tenant_id.clone(), new.customer.id.clone()),
             Record {
@@ -165,5 +178,54 @@ impl CustomerStore for MemoryStore {
             }
             _ => Err(StoreError::ConditionFailed),
         }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn claim(&self, c: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError> {
+        let mut records = self
+            .idempotency
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let id = (c.tenant.clone(), c.key.clone());
+        Ok(match records.get(&id) {
+            None => {
+                records.insert(id, (c.body_hash.clone(), c.token.clone(), None));
+                ClaimOutcome::Claimed
+            }
+            Some((hash, _, _)) if *hash != c.body_hash => ClaimOutcome::Reused,
+            Some((_, _, None)) => ClaimOutcome::InProgress,
+            Some((_, _, Some(response))) => ClaimOutcome::Completed(response.clone()),
+        })
+    }
+
+    async fn complete(&self, c: &IdempotencyCompletion) -> Result<(), StoreError> {
+        let mut records = self
+            .idempotency
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        match records.get_mut(&(c.tenant.clone(), c.key.clone())) {
+            Some(record) if record.1 == c.token => {
+                record.2 = Some(c.response.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut records = self
+            .idempotency
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let id = (tenant.clone(), key.to_owned());
+        if records
+            .get(&id)
+            .is_some_and(|r| r.1 == token && r.2.is_none())
+        {
+            records.remove(&id);
+        }
+        Ok(())
     }
 }

@@ -40,6 +40,59 @@ pub trait HierarchySource: Send + Sync {
     async fn load_hierarchy(&self, tenant: &TenantId) -> Result<Option<Hierarchy>, StoreError>;
 }
 
+/// A claim on an `Idempotency-Key` (§3.6), taken before any other write.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub tenant: TenantId,
+    pub key: String,
+    /// SHA-256 of the canonical request body.
+    pub body_hash: String,
+    /// Unique per request: only the claimant may complete or release the claim.
+    pub token: String,
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// The record's end (24 h): DynamoDB TTL deletes it some time after; claims check it.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// An in-progress claim older than this is abandoned (its request died) and may be taken.
+    pub lock_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A response kept for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed,
+    InProgress,
+    /// The key was used with another body.
+    Reused,
+    Completed(StoredResponse),
+}
+
+/// The end of a claimed request: its response, recorded for replay.
+#[derive(Debug, Clone)]
+pub struct IdempotencyCompletion {
+    pub tenant: TenantId,
+    pub key: String,
+    pub token: String,
+    pub response: StoredResponse,
+}
+
+/// Idempotency records.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn claim(&self, claim: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError>;
+    /// Records (or replaces) the response of a claim this request holds.
+    async fn complete(&self, completion: &IdempotencyCompletion) -> Result<(), StoreError>;
+    /// Gives a claim up (the request failed without writing), so a retry can run.
+    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError>;
+}
+
 /// A customer about to be written, with the secrets that are stored but never returned.
 pub struct NewCustomer {
     pub customer: Customer,
@@ -49,6 +102,8 @@ pub struct NewCustomer {
     pub password_hash: SecretString,
     /// The first activation code (its keyed hash and validity).
     pub code: IssuedCode,
+    /// With an `Idempotency-Key`: the claim completes in the same transaction as the write.
+    pub idempotency: Option<IdempotencyCompletion>,
 }
 
 /// Writes customers.

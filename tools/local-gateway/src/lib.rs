@@ -54,6 +54,7 @@ impl Functions {
                 activation,
                 store.clone(),
                 store.clone(),
+                store.clone(),
                 sender.clone(),
                 clock.clone(),
             ),

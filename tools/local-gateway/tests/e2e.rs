@@ -804,3 +804,137 @@ async fn no_log_line_carries_personal_data_codes_or_hashes() {
     );
     assert_eq!(wrong_reply.status, 400);
 }
+
+// ---- Idempotency-Key (§3.6) ----
+
+#[tokio::test]
+async fn a_repeated_key_with_the_same_body_replays_the_original_answer_without_writing_or_sending()
+{
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "idem@example.com");
+    let first = stack.register_with_key(&tenant, "key-1", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    // The same request, serialized differently.
+    let reordered: Value = serde_json::from_str(&body.to_string()).unwrap();
+    let again = stack.register_with_key(&tenant, "key-1", &reordered).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.body, first.body, "the original body again");
+    assert_eq!(again.headers.get("location"), first.headers.get("location"));
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
+    assert_eq!(stack.mail().len(), 1, "nothing is sent twice");
+    let record = items.iter().find(|i| i["SK"] == "IDEMPOTENCY").unwrap();
+    assert_eq!(record["status"], "COMPLETED");
+    let expires = record["expiresAt"].as_i64().unwrap();
+    assert!(
+        (expires - stack.clock_now().timestamp() - 86_400).abs() <= 1,
+        "kept 24 h"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_key_with_another_body_is_refused() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    assert_eq!(
+        stack
+            .register_with_key(&tenant, "key-2", &contract_body(&tenant, "a@example.com"))
+            .await
+            .status,
+        201
+    );
+    let other = stack
+        .register_with_key(&tenant, "key-2", &contract_body(&tenant, "b@example.com"))
+        .await;
+    assert_eq!(other.status, 422);
+    assert_eq!(other.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(
+        stack
+            .items_of(&tenant)
+            .await
+            .iter()
+            .filter(|i| i["SK"] == "CUSTOMER")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_request_rejected_before_writing_leaves_no_idempotency_record() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let mut body = contract_body(&tenant, "invalid@example.com");
+    body["matchingPassword"] = json!("Mismatch123!!x");
+    let reply = stack.register_with_key(&tenant, "key-3", &body).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(stack.items_of(&tenant).await.len(), 0);
+    let fixed = stack
+        .register_with_key(
+            &tenant,
+            "key-3",
+            &contract_body(&tenant, "invalid@example.com"),
+        )
+        .await;
+    assert_eq!(fixed.status, 201, "the key is still free: {}", fixed.body);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_register_once() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "same-key@example.com");
+    let attempts = (0..6).map(|_| stack.register_with_key(&tenant, "key-4", &body));
+    let replies = futures::future::join_all(attempts).await;
+    let original = replies
+        .iter()
+        .filter(|r| r.status == 201 && r.headers.get("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(
+        original,
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for reply in &replies {
+        match reply.status {
+            201 => {}
+            409 => assert_eq!(reply.body["data"]["error"], "REQUEST_IN_PROGRESS"),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert_eq!(
+        stack
+            .items_of(&tenant)
+            .await
+            .iter()
+            .filter(|i| i["SK"] == "CUSTOMER")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_is_replayed_and_an_expired_record_runs_the_request_again() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "taken@example.com");
+    assert_eq!(stack.register(&tenant, &body).await.status, 201);
+    let conflict = stack.register_with_key(&tenant, "key-5", &body).await;
+    assert_eq!(conflict.status, 409);
+    let replayed = stack.register_with_key(&tenant, "key-5", &body).await;
+    assert_eq!(replayed.status, 409);
+    assert_eq!(replayed.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replayed.body["data"]["error"], "EMAIL_ALREADY_EXISTS");
+
+    // A day later the record has expired (whether or not TTL has deleted it yet).
+    stack.advance(86_400);
+    let fresh = stack.register_with_key(&tenant, "key-5", &body).await;
+    assert_eq!(fresh.status, 409);
+    assert!(
+        fresh.headers.get("idempotent-replayed").is_none(),
+        "run again, not replayed"
+    );
+}

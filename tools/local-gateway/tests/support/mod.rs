@@ -223,6 +223,10 @@ impl Stack {
         Reply::read(response).await
     }
 
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Moves the functions' clock forward.
     pub fn advance(&self, seconds: i64) {
         let now = self.clock.now();
@@ -352,4 +356,27 @@ pub fn contract_body(tenant: &str, email: &str) -> Value {
                     "parametrization": [ { "name": "riskLevel", "value": "MEDIUM" },
                                          { "name": "riskScore", "value": "55" } ] } ] } }
     })
+}
+
+impl Stack {
+    /// Registers with an `Idempotency-Key`.
+    pub async fn register_with_key(&self, tenant: &str, key: &str, body: &Value) -> Reply {
+        let token = self.token(tenant, None);
+        let response = self
+            .http
+            .post(format!("{}{REGISTRATION}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("x-tenant-id", tenant)
+            .header("x-forwarded-from", "web-app")
+            .header("platform", "web")
+            .header("deviceId", "device-e2e")
+            .header("user-agent", "e2e-tests/1.0")
+            .header("idempotency-key", key)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("gateway answers");
+        Reply::read(response).await
+    }
 }

@@ -1,0 +1,100 @@
+//! `Idempotency-Key` (§3.6): the header's rules and the hash of the canonical body that
+//! decides whether a repeated key carries the same request.
+
+use lambda_http::Request;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, FieldError, header};
+
+/// Records live 24 hours.
+pub const RETENTION_SECONDS: i64 = 24 * 3600;
+/// An in-progress claim older than this belongs to a request that died (functions time out
+/// well before it), and may be taken over.
+pub const LOCK_SECONDS: i64 = 60;
+
+/// The key, if sent: 1–255 printable ASCII characters.
+pub fn key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(raw) = header(req, "idempotency-key") else {
+        return Ok(None);
+    };
+    let ok = (1..=255).contains(&raw.len()) && raw.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if ok {
+        Ok(Some(raw.into_owned()))
+    } else {
+        Err(ApiError::Validation(vec![FieldError::new(
+            "headers.Idempotency-Key",
+            "INVALID_FIELD",
+            "must be 1-255 printable ASCII characters",
+        )]))
+    }
+}
+
+/// SHA-256 (hex) of the body with object keys sorted and insignificant whitespace removed, so
+/// a client that re-serializes the same request differently is still recognised.
+pub fn body_hash(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => canonical(&value),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Body;
+
+    fn with_key(value: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .header("Idempotency-Key", value)
+            .body(Body::Empty)
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_are_one_to_255_printable_ascii_characters() {
+        let cases = [
+            ("a", true),
+            ("order-2026-11-25#1", true),
+            (&"k".repeat(255), true),
+            (&"k".repeat(256), false),
+            ("tab\there", false),
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(key(&with_key(raw)).is_ok(), ok, "{raw:?}");
+        }
+        let none = lambda_http::http::Request::builder()
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(key(&none), Ok(None));
+    }
+
+    #[test]
+    fn the_same_request_serialized_differently_has_the_same_hash() {
+        let a = br#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#;
+        let b = br#"{"a":{"x":"s","y":[1,2]},"b":1}"#;
+        let c = br#"{"a":{"x":"s","y":[2,1]},"b":1}"#;
+        assert_eq!(body_hash(a), body_hash(b));
+        assert_ne!(body_hash(a), body_hash(c));
+    }
+}
