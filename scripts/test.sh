@@ -12,3 +12,7 @@ export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${port}"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_EC2_METADATA_DISABLED=true
 cargo test --workspace --locked "$@"
+# Contract fuzzing against the local stack (same moto), unless only some tests were asked for.
+if [ "$#" -eq 0 ]; then
+  scripts/fuzz.sh
+fi

@@ -361,10 +361,14 @@ impl CustomerStore for DynamoStore {
 
         let mut attempt = 0;
         loop {
+            // The SDK retries a request whose response was lost; the token makes DynamoDB
+            // answer such a retry with the first outcome instead of a conditional failure
+            // against our own write. A fresh token for each of our own conflict retries.
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(writes.clone()))
+                .client_request_token(uuid::Uuid::new_v4().to_string())
                 .send()
                 .await;
             let Err(err) = result else {

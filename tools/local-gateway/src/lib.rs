@@ -78,8 +78,38 @@ pub struct Gateway {
     pub authorizer: LocalAuthorizer,
 }
 
+/// The contract as OpenAPI 3.1, served by the local gateway at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new().fallback(dispatch).with_state(gateway)
+    Router::new()
+        .route(
+            "/openapi.yaml",
+            axum::routing::get(|| async { ([("content-type", "application/yaml")], OPENAPI) }),
+        )
+        .fallback(dispatch)
+        .with_state(gateway)
+}
+
+/// `(METHOD, path)` of every operation in the OpenAPI document.
+pub fn openapi_routes(document: &str) -> anyhow::Result<Vec<(String, String)>> {
+    use serde_norway::Value;
+    let doc: Value = serde_norway::from_str(document)?;
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| anyhow::anyhow!("no paths"))?;
+    let mut routes = Vec::new();
+    for (path, item) in paths {
+        let path = path.as_str().unwrap_or_default();
+        for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
+            if item.get(method).is_some() {
+                routes.push((method.to_uppercase(), path.to_owned()));
+            }
+        }
+    }
+    routes.sort();
+    Ok(routes)
 }
 
 async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
@@ -204,6 +234,14 @@ pub fn served_routes() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_of_the_template() {
+        let template = include_str!("../../../template.yaml");
+        let mut declared = template_routes(template).unwrap();
+        declared.retain(|(_, path)| path != "$default");
+        assert_eq!(openapi_routes(OPENAPI).unwrap(), declared);
+    }
 
     #[test]
     fn the_local_gateway_serves_exactly_the_routes_of_the_template() {

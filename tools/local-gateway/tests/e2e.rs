@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "e2e/faults.rs"]
+mod faults;
+
 use std::collections::HashSet;
 
 use serde_json::{Value, json};

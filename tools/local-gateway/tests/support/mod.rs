@@ -91,6 +91,12 @@ impl Reply {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with_dynamodb(None).await
+    }
+
+    /// A stack whose functions reach DynamoDB through `endpoint` (a fault proxy), while the
+    /// test itself reads and seeds the table directly.
+    pub async fn start_with_dynamodb(endpoint: Option<String>) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
@@ -106,6 +112,16 @@ impl Stack {
         let store = DynamoStore::new(client.clone(), &table);
         let authorizer =
             LocalAuthorizer::new("e2e-issuer", "e2e-audience", "e2e-secret", "tenant_id");
+        let functions_store = match endpoint {
+            None => store.clone(),
+            Some(url) => {
+                let sdk = shared::store::dynamodb::aws_config_from_env().await;
+                let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .endpoint_url(url)
+                    .build();
+                DynamoStore::new(Client::from_conf(config), &table)
+            }
+        };
         let mailbox =
             std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
         let settings = ActivationSettings::for_mailbox(
@@ -117,7 +133,7 @@ impl Stack {
             functions: Functions::new(
                 config,
                 &settings,
-                store.clone(),
+                functions_store,
                 Arc::new(MailboxSender::new(mailbox.clone())),
                 clock.clone(),
             ),

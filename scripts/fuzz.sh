@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Contract fuzzing: schemathesis (pinned in .venv) against the local stack, with a fixed seed
+# and a bounded number of examples. Expects AWS_ENDPOINT_URL_DYNAMODB to point at a running
+# moto (scripts/test.sh provides one) and the workspace binaries built.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+: "${FUZZ_EXAMPLES:=50}" "${FUZZ_SEED:=20261125}"
+tenant=97e7ff29-15f3-49ef-9681-3bbfcce4f6cd
+table="fuzz-$(date +%s)-$$"
+port="$(python3 scripts/free-port.py)"
+export TABLE_NAME="$table" API_PORT="$port" LOCAL_MAILBOX=.local/fuzz-mailbox.jsonl
+export ACTIVATION_CODE_SECRET=fuzzing-activation-secret-000000000000 ACTIVATION_DELIVERY=mailbox
+export RUST_LOG=warn
+
+target/debug/onboarding-admin create-table "$table" template.yaml >/dev/null
+target/debug/onboarding-admin put-hierarchy "$table" "${DEMO_HIERARCHY:-../shared/spec/demo-hierarchy.json}" >/dev/null
+target/debug/local-gateway 2>.local/fuzz-gateway.log &
+gateway=$!
+trap 'kill "$gateway" 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/openapi.yaml" 2>/dev/null && break
+  sleep 0.2
+done
+token="$(target/debug/dev-token "$tenant")"
+
+.venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.yaml" \
+  --url "http://127.0.0.1:$port" \
+  --header "Authorization: Bearer $token" --header "X-Tenant-ID: $tenant" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "$FUZZ_EXAMPLES" --seed "$FUZZ_SEED" --workers 1 \
+  --suppress-health-check all \
+  --report junit --report-junit-path .local/fuzz-junit.xml \
+  --no-color

@@ -1,0 +1,276 @@
+//! Fault injection between the functions and DynamoDB: a proxy that, for a seeded share of the
+//! SDK's HTTP requests, drops the connection, answers 500, answers
+//! `ProvisionedThroughputExceededException`, or delays before forwarding to moto. Faults are
+//! injected before a request reaches moto, so every outcome is knowable; a response lost after
+//! a commit is covered in AWS by the transaction's `ClientRequestToken` (moto ignores tokens).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::support::{Stack, contract_body};
+
+#[derive(Default)]
+pub struct FaultCounts {
+    pub requests: AtomicU64,
+    pub dropped: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub throttled: AtomicU64,
+    pub delayed: AtomicU64,
+}
+
+impl FaultCounts {
+    fn injected(&self) -> u64 {
+        self.dropped.load(Ordering::SeqCst)
+            + self.server_errors.load(Ordering::SeqCst)
+            + self.throttled.load(Ordering::SeqCst)
+            + self.delayed.load(Ordering::SeqCst)
+    }
+}
+
+/// A deterministic xorshift generator: the same seed injects the same faults in the same order.
+struct Dice(AtomicU64);
+
+impl Dice {
+    fn roll(&self) -> u64 {
+        let mut x = self.0.load(Ordering::SeqCst);
+        loop {
+            let mut next = x;
+            next ^= next << 13;
+            next ^= next >> 7;
+            next ^= next << 17;
+            match self
+                .0
+                .compare_exchange(x, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next % 100,
+                Err(current) => x = current,
+            }
+        }
+    }
+}
+
+/// Starts the proxy in front of `upstream` (host:port); returns its URL.
+pub async fn start_proxy(upstream: String, seed: u64, counts: Arc<FaultCounts>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dice = Arc::new(Dice(AtomicU64::new(seed | 1)));
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, dice, counts) = (upstream.clone(), dice.clone(), counts.clone());
+            tokio::spawn(async move {
+                let _ = serve(client, &upstream, &dice, &counts).await;
+            });
+        }
+    });
+    url
+}
+
+/// Reads one HTTP/1.1 request: head and `Content-Length` body.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some((head, body)))
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    dice: &Dice,
+    counts: &FaultCounts,
+) -> std::io::Result<()> {
+    // One request per connection: every answer says `Connection: close`.
+    let Some((head, body)) = read_request(&mut client).await? else {
+        return Ok(());
+    };
+    counts.requests.fetch_add(1, Ordering::SeqCst);
+    let roll = dice.roll();
+    let reply = |status: &str, payload: String| {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
+            payload.len()
+        )
+    };
+    match roll {
+        0..=14 => {
+            counts.dropped.fetch_add(1, Ordering::SeqCst);
+            return Ok(()); // the connection closes with no answer
+        }
+        15..=27 => {
+            counts.server_errors.fetch_add(1, Ordering::SeqCst);
+            let payload = json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "injected"}).to_string();
+            client
+                .write_all(reply("500 Internal Server Error", payload).as_bytes())
+                .await?;
+            return Ok(());
+        }
+        28..=42 => {
+            counts.throttled.fetch_add(1, Ordering::SeqCst);
+            let payload = json!({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "injected"}).to_string();
+            client
+                .write_all(reply("400 Bad Request", payload).as_bytes())
+                .await?;
+            return Ok(());
+        }
+        43..=52 => {
+            counts.delayed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        _ => {}
+    }
+    // Forward with `Connection: close` so moto's answer ends at EOF.
+    let mut head_lines: Vec<&str> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    head_lines.push("connection: close");
+    let mut forwarded = head_lines.join("\r\n").into_bytes();
+    forwarded.extend_from_slice(b"\r\n\r\n");
+    forwarded.extend_from_slice(&body);
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(&forwarded).await?;
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer).await?;
+    client.write_all(&answer).await?;
+    client.shutdown().await
+}
+
+#[tokio::test]
+async fn under_injected_faults_every_answer_is_designed_and_no_write_is_partial() {
+    let counts = Arc::new(FaultCounts::default());
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let proxy = start_proxy(upstream, 0x5eed_1234_abcd, counts.clone()).await;
+    let stack = Stack::start_with_dynamodb(Some(proxy)).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+
+    let mut outcomes: Vec<(String, Option<String>, u16)> = Vec::new();
+    for i in 0..40 {
+        let email = format!("fault-{i}@example.com");
+        let body = contract_body(&tenant, &email);
+        let key = (i % 2 == 0).then(|| format!("fault-key-{i}"));
+        let reply = match &key {
+            Some(key) => stack.register_with_key(&tenant, key, &body).await,
+            None => stack.register(&tenant, &body).await,
+        };
+        assert!(
+            matches!(reply.status, 201 | 503),
+            "{email}: {} {}",
+            reply.status,
+            reply.body
+        );
+        if reply.status == 503 {
+            assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE");
+            assert!(reply.headers.contains_key("retry-after"));
+            assert!(
+                !reply.body.to_string().contains("Exception"),
+                "no internals in a 5xx"
+            );
+        }
+        outcomes.push((email, key, reply.status));
+    }
+    let unavailable = outcomes.iter().filter(|o| o.2 == 503).count();
+    // Retried with their keys, the failed keyed requests finish exactly once.
+    for (email, key, status) in outcomes.iter_mut() {
+        let Some(key) = key else { continue };
+        let mut tries = 0;
+        while (*status == 503 || *status == 409) && tries < 10 {
+            let reply = stack
+                .register_with_key(&tenant, key, &contract_body(&tenant, email))
+                .await;
+            *status = reply.status;
+            if reply.status == 409 {
+                // A claim whose release was itself lost to a fault: wait out its lock.
+                assert_eq!(
+                    reply.body["data"]["error"], "REQUEST_IN_PROGRESS",
+                    "{}",
+                    reply.body
+                );
+                stack.advance(61);
+            }
+            tries += 1;
+        }
+        assert_eq!(*status, 201, "{email}: a keyed retry completes");
+    }
+
+    let items = stack.items_of(&tenant).await;
+    let customers = |email: &str| {
+        items
+            .iter()
+            .filter(|i| i["SK"] == "CUSTOMER" && i["emailNormalized"] == email)
+            .count()
+    };
+    let markers = |email: &str| {
+        items
+            .iter()
+            .filter(|i| {
+                i["SK"] == "EMAIL"
+                    && i["PK"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(&format!("#EMAIL#{email}"))
+            })
+            .count()
+    };
+    for (email, _, status) in &outcomes {
+        let expected = usize::from(*status == 201);
+        assert_eq!(
+            customers(email),
+            expected,
+            "{email} ({status}): customer items"
+        );
+        assert_eq!(markers(email), expected, "{email} ({status}): e-mail items");
+    }
+    eprintln!(
+        "fault injection: {} DynamoDB requests, {} faults injected ({} dropped, {} HTTP 500, {} throttled, {} delayed); {} registrations, {} answered 503 (keyed ones then retried to 201)",
+        counts.requests.load(Ordering::SeqCst),
+        counts.injected(),
+        counts.dropped.load(Ordering::SeqCst),
+        counts.server_errors.load(Ordering::SeqCst),
+        counts.throttled.load(Ordering::SeqCst),
+        counts.delayed.load(Ordering::SeqCst),
+        outcomes.len(),
+        unavailable,
+    );
+    assert!(
+        counts.injected() >= 20,
+        "the run must actually inject faults"
+    );
+    let _: Value = Value::Null;
+}
