@@ -11,7 +11,7 @@ SCOPES ?=
 
 export API_PORT DYNAMODB_PORT
 
-.PHONY: run test token fmt fmt-check lint validate build-local clean
+.PHONY: run test token fmt fmt-check lint validate build-local bench clean
 
 $(PY_TOOLS): tools/requirements.txt
 	python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ lint:
 
 validate: $(PY_TOOLS)
 	$(VENV)/bin/cfn-lint template.yaml
+
+## Speed and size targets (release builds; not part of make test): one table, one run.
+bench: $(PY_TOOLS)
+	scripts/bench.sh
 
 clean:
 	rm -rf target $(VENV) .local
