@@ -4,6 +4,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY_TOOLS := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM_TOOLS := $(SAM_VENV)/.installed
+SAM := PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+ENV ?= default
 API_PORT ?= 3000
 DYNAMODB_PORT ?= 8000
 TENANT ?= 97e7ff29-15f3-49ef-9681-3bbfcce4f6cd
@@ -11,11 +15,16 @@ SCOPES ?=
 
 export API_PORT DYNAMODB_PORT
 
-.PHONY: run test token fmt fmt-check lint validate build-local bench clean
+.PHONY: run test token fmt fmt-check lint validate build deploy build-local bench clean
 
 $(PY_TOOLS): tools/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+$(SAM_TOOLS): tools/requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-sam.txt
 	touch $@
 
 build-local:
@@ -42,8 +51,21 @@ fmt:
 lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
-validate: $(PY_TOOLS)
+## Template checks, offline: SAM's validator with its linter, and cfn-lint.
+validate: $(PY_TOOLS) $(SAM_TOOLS)
+	$(SAM) validate --lint --region us-east-1
 	$(VENV)/bin/cfn-lint template.yaml
+
+## arm64 Lambda artefacts with sam + cargo-lambda (zig from the venv). Needs the Rust target:
+##   rustup target add aarch64-unknown-linux-gnu
+build: $(SAM_TOOLS)
+	@rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu || \
+	  { echo "missing Rust target: rustup target add aarch64-unknown-linux-gnu" >&2; exit 1; }
+	$(SAM) build
+
+## Deploy: make deploy [ENV=prod]. Guided when samconfig.toml is missing.
+deploy: build
+	@if [ -f samconfig.toml ]; then $(SAM) deploy --config-env $(ENV); else $(SAM) deploy --guided; fi
 
 ## Speed and size targets (release builds; not part of make test): one table, one run.
 bench: $(PY_TOOLS)

@@ -29,7 +29,10 @@ pub fn hash_blocking(password: &Password) -> anyhow::Result<SecretString> {
 
 /// Hashes on tokio's blocking pool.
 pub async fn hash(password: Password) -> anyhow::Result<SecretString> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+    let started = std::time::Instant::now();
+    let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await?;
+    metrics::histogram!("Argon2Time").record(started.elapsed().as_secs_f64() * 1000.0);
+    hash
 }
 
 #[cfg(test)]

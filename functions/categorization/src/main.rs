@@ -17,9 +17,15 @@ async fn main() -> Result<(), Error> {
         &config.table_name,
     ));
     let function = Arc::new(Categorization::new(config, store));
+    let metrics = shared::telemetry::emf::init("categorization");
     lambda_http::run(service_fn(move |req| {
         let function = Arc::clone(&function);
-        async move { Ok::<_, Infallible>(function.handle(req).await) }
+        async move {
+            let request_id = shared::api::request_id(&req);
+            let response = function.handle(req).await;
+            shared::telemetry::emf::flush(metrics, &request_id);
+            Ok::<_, Infallible>(response)
+        }
     }))
     .await
 }

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
     let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
+        shared::store::dynamodb::client(&aws),
         &config.table_name,
     ));
     let sender = delivery::sender(&activation.delivery, Some(&aws));
@@ -32,9 +32,15 @@ async fn main() -> Result<(), Error> {
         sender,
         Arc::new(SystemClock),
     ));
+    let metrics = shared::telemetry::emf::init("registration");
     lambda_http::run(service_fn(move |req| {
         let function = Arc::clone(&function);
-        async move { Ok::<_, Infallible>(function.handle(req).await) }
+        async move {
+            let request_id = shared::api::request_id(&req);
+            let response = function.handle(req).await;
+            shared::telemetry::emf::flush(metrics, &request_id);
+            Ok::<_, Infallible>(response)
+        }
     }))
     .await
 }

@@ -39,6 +39,11 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
 /// Parses a JSON body into a DTO. Syntax errors → `MALFORMED_JSON`; a value of the wrong type →
 /// `VALIDATION_FAILED` with the JSON path and what was expected.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde skips unknown fields without a depth limit; no request of the contract nests
+    // deeper than a handful of levels.
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(ApiError::MalformedJson);
+    }
     // Syntax first, so a truncated body is MALFORMED_JSON rather than a type error at [0].
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| ApiError::MalformedJson)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -63,6 +68,35 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     de.end().map_err(|_| ApiError::MalformedJson)?;
     Ok(value)
+}
+
+/// Deepest nesting of arrays and objects accepted in a body.
+pub const MAX_DEPTH: usize = 32;
+
+/// The deepest `[`/`{` nesting outside strings (a linear scan, no recursion).
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// serde's messages read "invalid type: string \"…\", expected …": keep only the expectation,
@@ -125,6 +159,23 @@ mod tests {
             let got = json_bytes(&req).err().map(|e| e.code());
             assert_eq!(got, expected, "content type {content_type:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_anywhere_is_refused() {
+        let deep = format!(
+            "{{\"ignored\":{}{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(
+            parse_json::<Dto>(deep.as_bytes()).err(),
+            Some(ApiError::MalformedJson)
+        );
+        let within = format!("{{\"ignored\":{}{}}}", "[".repeat(30), "]".repeat(30));
+        assert!(parse_json::<Dto>(within.as_bytes()).is_ok());
+        let brackets_in_strings = format!("{{\"x\":\"{}\\\"\"}}", "[".repeat(100));
+        assert!(parse_json::<Dto>(brackets_in_strings.as_bytes()).is_ok());
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn finish(
     };
     let status = response.status().as_u16();
     let tenant_id = tenant.unwrap_or("-");
+    record_metric(route, status, code);
     if status >= 500 {
         tracing::error!(
             request_id,
@@ -68,5 +69,30 @@ pub fn storage_failure(error: StoreError) -> ApiError {
             tracing::error!(error = %chain, "unexpected storage error");
             ApiError::Internal
         }
+    }
+}
+
+/// The business metrics of §issue "observability": registrations created/rejected by code,
+/// activations succeeded/failed by code, resends; plus every route's outcome.
+fn record_metric(route: &'static str, status: u16, code: &'static str) {
+    let ok = status < 300;
+    match (route, ok) {
+        ("POST /registration", true) => metrics::counter!("RegistrationsCreated").increment(1),
+        ("POST /registration", false) => {
+            metrics::counter!("RegistrationsRejected", "Code" => code).increment(1)
+        }
+        ("POST /{customerId}/activation", true) => {
+            metrics::counter!("ActivationsSucceeded").increment(1)
+        }
+        ("POST /{customerId}/activation", false) => {
+            metrics::counter!("ActivationsFailed", "Code" => code).increment(1)
+        }
+        ("POST /{customerId}/activation/code", true) => {
+            metrics::counter!("ActivationCodesResent").increment(1)
+        }
+        ("POST /{customerId}/activation/code", false) => {
+            metrics::counter!("ResendsRefused", "Code" => code).increment(1)
+        }
+        (_, _) => metrics::counter!("Requests", "Code" => code).increment(1),
     }
 }

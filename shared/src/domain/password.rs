@@ -13,6 +13,7 @@ pub struct Password(SecretString);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordProblem {
     Length,
+    ControlCharacter,
     Classes,
     ContainsPersonalData,
 }
@@ -21,6 +22,7 @@ impl PasswordProblem {
     pub fn message(&self) -> &'static str {
         match self {
             Self::Length => "must be 12-128 characters",
+            Self::ControlCharacter => "must not contain control characters",
             Self::Classes => {
                 "must contain a lower-case letter, an upper-case letter, a digit and a symbol"
             }
@@ -34,6 +36,9 @@ impl Password {
         let length = raw.chars().count();
         if !(12..=128).contains(&length) {
             return Err(PasswordProblem::Length);
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(PasswordProblem::ControlCharacter);
         }
         let has = |f: fn(&char) -> bool| raw.chars().any(|c| f(&c));
         let symbol = |c: &char| !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control();
@@ -68,7 +73,7 @@ mod tests {
     #[test]
     fn password_strength_rules() {
         let personal = ["marcus.jensen", "Marcus", "Jensen"];
-        let cases: [(&str, Result<(), PasswordProblem>); 9] = [
+        let cases: [(&str, Result<(), PasswordProblem>); 10] = [
             ("SecurePass123!", Ok(())),
             ("Short1!a", Err(PasswordProblem::Length)),
             (&"Aa1!".repeat(33), Err(PasswordProblem::Length)),
@@ -76,6 +81,10 @@ mod tests {
             ("ALLUPPERCASE123!", Err(PasswordProblem::Classes)),
             ("NoDigitsHere!!!", Err(PasswordProblem::Classes)),
             ("NoSymbols12345", Err(PasswordProblem::Classes)),
+            (
+                "SecurePass123!\u{0}",
+                Err(PasswordProblem::ControlCharacter),
+            ),
             (
                 "MyMarcusPass123!",
                 Err(PasswordProblem::ContainsPersonalData),

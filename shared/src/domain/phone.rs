@@ -13,7 +13,11 @@ impl Phone {
         if trimmed.is_empty() {
             return Err("is required");
         }
-        if trimmed.len() > 32 || trimmed.chars().any(char::is_control) {
+        // Digits and the usual separators only: the library would read letters as keypad
+        // digits ("+37060O12345" → …6…) and store a number nobody typed.
+        let allowed =
+            |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.' | '/');
+        if trimmed.len() > 32 || !trimmed.chars().all(allowed) {
             return Err("is not a valid international phone number");
         }
         if !trimmed.starts_with('+') && !trimmed.starts_with("00") {
@@ -53,6 +57,8 @@ mod tests {
             ("+370", None),
             ("+999 123456", None),
             ("phone", None),
+            ("+37060O12345", None),
+            ("+370 CALL MARCUS", None),
             ("", None),
             ("+3706001234567890123456789", None),
         ];

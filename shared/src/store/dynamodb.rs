@@ -28,7 +28,43 @@ type Item = HashMap<String, AttributeValue>;
 /// (the Lambda's role in AWS; `AWS_ENDPOINT_URL_DYNAMODB` points it at moto locally), bounded
 /// retries and timeouts so a function answers before the gateway's 30 s limit.
 pub async fn client_from_env() -> Client {
-    Client::new(&aws_config_from_env().await)
+    client(&aws_config_from_env().await)
+}
+
+/// The DynamoDB client of a loaded configuration, counting its round trips and retries.
+pub fn client(aws: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(aws)
+        .interceptor(RoundTrips)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Counts every HTTP attempt (`DynamoDbRequests`) and every retry (`DynamoDbRetries`) as EMF
+/// metrics of the invocation (no-ops where no metrics recorder is installed).
+#[derive(Debug)]
+struct RoundTrips;
+
+impl aws_sdk_dynamodb::config::Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        metrics::counter!("DynamoDbRequests").increment(1);
+        let attempt = cfg
+            .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
+            .map(|a| a.attempts())
+            .unwrap_or(1);
+        if attempt > 1 {
+            metrics::counter!("DynamoDbRetries").increment(1);
+        }
+        Ok(())
+    }
 }
 
 /// The shared SDK configuration (DynamoDB and SES clients are built from one load).

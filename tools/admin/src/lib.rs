@@ -3,6 +3,8 @@
 //! local or in AWS. The hierarchy is checked before anything is written, and written in one
 //! transaction.
 
+pub mod template_checks;
+
 use std::path::Path;
 
 use anyhow::{Context, bail};

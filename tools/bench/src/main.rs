@@ -1,1 +1,721 @@
-fn main() {}
+//! `make bench`'s harness. Runs the release Lambda binaries (and the `hello` baseline) on a
+//! local Lambda Runtime API emulator, with their DynamoDB client pointed at a counting proxy in
+//! front of moto, and prints one table: init time, cold penalty, DynamoDB round trips per
+//! request, the CPU path (criterion's median, passed in by scripts/bench.sh), Argon2 cost and
+//! binary sizes.
+//!
+//!   onboarding-bench --dynamodb 127.0.0.1:<moto port> --table <table>
+//!       [--bin-dir target/release] [--events events] [--work-dir .local/bench]
+//!       [--rounds 9] [--cpu-median-ns <ns>]
+//!
+//! BENCH_VERBOSE=1 prints every init and invocation with its DynamoDB calls to stderr.
+
+mod emulator;
+mod proxy;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use tokio::process::Child;
+
+use emulator::{Emulator, Kind};
+use proxy::{Call, Proxy};
+use report::{Row, Status, median, ms};
+
+const TENANT: &str = "97e7ff29-15f3-49ef-9681-3bbfcce4f6cd";
+const CONTRACT_EMAIL: &str = "marcus.jensen@example.com";
+const HELLO: &str = "hello";
+const FUNCTIONS: [&str; 3] = ["categorization", "registration", "activation"];
+const INIT_RATIO_LIMIT: f64 = 1.5;
+const COLD_PENALTY_LIMIT_MS: f64 = 3.0;
+const CPU_LIMIT_MS: f64 = 0.3;
+const ARGON2_SAMPLES: usize = 10;
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Options {
+    bin_dir: PathBuf,
+    dynamodb: String,
+    table: String,
+    events: PathBuf,
+    work_dir: PathBuf,
+    rounds: usize,
+    cpu_median_ns: Option<f64>,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Self> {
+        let mut o = Options {
+            bin_dir: "target/release".into(),
+            dynamodb: String::new(),
+            table: String::new(),
+            events: "events".into(),
+            work_dir: ".local/bench".into(),
+            rounds: 9,
+            cpu_median_ns: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let value = args
+                .next()
+                .with_context(|| format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--bin-dir" => o.bin_dir = value.into(),
+                "--dynamodb" => {
+                    o.dynamodb = value
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .into()
+                }
+                "--table" => o.table = value,
+                "--events" => o.events = value.into(),
+                "--work-dir" => o.work_dir = value.into(),
+                "--rounds" => o.rounds = value.parse().context("--rounds")?,
+                "--cpu-median-ns" => {
+                    o.cpu_median_ns = Some(value.parse().context("--cpu-median-ns")?)
+                }
+                other => bail!("unknown option {other}"),
+            }
+        }
+        ensure!(!o.dynamodb.is_empty(), "--dynamodb <host:port> is required");
+        ensure!(!o.table.is_empty(), "--table <name> is required");
+        ensure!(o.rounds >= 1, "--rounds must be at least 1");
+        Ok(o)
+    }
+}
+
+/// The API Gateway v2 events the functions are driven with.
+struct Events {
+    categorization: String,
+    registration: Value,
+    activation: Value,
+}
+
+impl Events {
+    fn load(dir: &Path) -> anyhow::Result<Self> {
+        let read = |name: &str| -> anyhow::Result<String> {
+            std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {name}"))
+        };
+        let events = Self {
+            categorization: read("categorization-get-hierarchy.json")?,
+            registration: serde_json::from_str(&read("registration-contract-example.json")?)?,
+            activation: serde_json::from_str(&read("activation-activate.json")?)?,
+        };
+        let categorization: Value = serde_json::from_str(&events.categorization)?;
+        for event in [&categorization, &events.registration, &events.activation] {
+            let claims = &event["requestContext"]["authorizer"]["jwt"]["claims"];
+            ensure!(
+                claims["tenant_id"] == TENANT && claims["scope"].is_string(),
+                "the events must carry tenant_id {TENANT} and the scopes"
+            );
+        }
+        Ok(events)
+    }
+
+    /// The contract's example registration under a new e-mail, optionally with a key.
+    fn registration(&self, email: &str, idempotency_key: Option<&str>) -> String {
+        let mut event = self.registration.clone();
+        let body = event["body"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(CONTRACT_EMAIL, email);
+        event["body"] = Value::String(body);
+        if let Some(key) = idempotency_key {
+            event["headers"]["idempotency-key"] = Value::String(key.to_owned());
+        }
+        event.to_string()
+    }
+
+    /// The activation of a registered customer with the code from the mailbox.
+    fn activation(&self, customer: &Registered) -> String {
+        let mut event = self.activation.clone();
+        let path = format!("{}/{}/activation", shared::API_BASE, customer.id);
+        event["rawPath"] = Value::String(path.clone());
+        event["requestContext"]["http"]["path"] = Value::String(path);
+        event["pathParameters"]["customerId"] = Value::String(customer.id.clone());
+        event["body"] =
+            Value::String(json!({"userId": customer.email, "code": customer.code}).to_string());
+        event.to_string()
+    }
+}
+
+/// A customer registered through the registration function, ready to be activated.
+struct Registered {
+    id: String,
+    email: String,
+    code: String,
+}
+
+/// One answered invocation.
+struct Invocation {
+    elapsed: Duration,
+    calls: Vec<Call>,
+    body: Value,
+}
+
+impl Invocation {
+    fn upstream(&self) -> Duration {
+        self.calls.iter().map(|c| c.upstream).sum()
+    }
+}
+
+/// One function process on its own emulator.
+struct Running {
+    name: &'static str,
+    child: Child,
+    emulator: Emulator,
+    proxy: Proxy,
+    init: Duration,
+}
+
+impl Running {
+    async fn invoke(&mut self, event: String, status: u16) -> anyhow::Result<Invocation> {
+        self.proxy.take();
+        let outcome = self
+            .emulator
+            .invoke(event, &mut self.child, INVOKE_TIMEOUT)
+            .await
+            .with_context(|| format!("{}: invocation", self.name))?;
+        let calls = self.proxy.take();
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            let detail: Vec<String> = calls
+                .iter()
+                .map(|c| format!("{} {:.2} ms", c.operation, ms(c.upstream)))
+                .collect();
+            eprintln!(
+                "  {} {:.2} ms [{}]",
+                self.name,
+                ms(outcome.elapsed),
+                detail.join(", ")
+            );
+        }
+        ensure!(
+            outcome.kind == Kind::Response,
+            "{}: the function reported an error: {}",
+            self.name,
+            outcome.body
+        );
+        let response: Value = serde_json::from_str(&outcome.body)
+            .with_context(|| format!("{}: response is not JSON", self.name))?;
+        ensure!(
+            response["statusCode"] == status,
+            "{}: expected HTTP {status}, got {}",
+            self.name,
+            outcome.body
+        );
+        let body = response["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        Ok(Invocation {
+            elapsed: outcome.elapsed,
+            calls,
+            body,
+        })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+struct Bench {
+    options: Options,
+    proxy: Proxy,
+    events: Events,
+    mailbox: PathBuf,
+    run_id: String,
+    sequence: usize,
+}
+
+/// What one cold start of a function gave.
+struct ColdRun {
+    init: Duration,
+    first: Invocation,
+    warm: Vec<Invocation>,
+}
+
+impl ColdRun {
+    fn warm_median_ms(&self) -> f64 {
+        median(self.warm.iter().map(|w| ms(w.elapsed)).collect())
+    }
+
+    fn penalty_ms(&self) -> f64 {
+        ms(self.first.elapsed) - self.warm_median_ms()
+    }
+
+    /// DynamoDB time of the first invocation beyond the warm median.
+    fn extra_upstream_ms(&self) -> f64 {
+        ms(self.first.upstream()) - median(self.warm.iter().map(|w| ms(w.upstream())).collect())
+    }
+}
+
+impl Bench {
+    fn env(&self, name: &str, runtime_api: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            (
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".into()),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
+            ("AWS_LAMBDA_LOG_LEVEL", "ERROR".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "bench".into()),
+            ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.proxy.url().to_owned()),
+            ("TABLE_NAME", self.options.table.clone()),
+            (
+                "ACTIVATION_CODE_SECRET",
+                "bench-activation-code-secret-0123456789abcdef".into(),
+            ),
+            ("ACTIVATION_DELIVERY", "mailbox".into()),
+            ("LOCAL_MAILBOX", self.mailbox.display().to_string()),
+        ];
+        env.retain(|(_, v)| !v.is_empty());
+        env
+    }
+
+    async fn spawn(&self, name: &'static str) -> anyhow::Result<Running> {
+        let binary = self.options.bin_dir.join(name);
+        ensure!(binary.exists(), "{} is not built", binary.display());
+        let mut emulator = Emulator::start(name).await?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.options.work_dir.join(format!("{name}.log")))?;
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .env_clear()
+            .envs(self.env(name, &emulator.address()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", binary.display()))?;
+        let polled = emulator
+            .first_poll(&mut child, INIT_TIMEOUT)
+            .await
+            .with_context(|| {
+                format!("{name}: init (log in {})", self.options.work_dir.display())
+            })?;
+        Ok(Running {
+            name,
+            child,
+            emulator,
+            proxy: self.proxy.clone(),
+            init: polled.duration_since(started),
+        })
+    }
+
+    fn next_email(&mut self) -> String {
+        self.sequence += 1;
+        format!("bench-{}-{}@example.com", self.run_id, self.sequence)
+    }
+
+    /// Registers a new customer and reads its code from the mailbox.
+    async fn register(
+        &mut self,
+        function: &mut Running,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(Invocation, Registered)> {
+        let email = self.next_email();
+        let invocation = function
+            .invoke(self.events.registration(&email, idempotency_key), 201)
+            .await?;
+        let id = invocation.body["data"]["id"]
+            .as_str()
+            .context("registration: no data.id in the 201")?
+            .to_owned();
+        let mailbox = std::fs::read_to_string(&self.mailbox).context("reading the mailbox")?;
+        let code = mailbox
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|m| m["customerId"] == id.as_str())
+            .and_then(|m| m["code"].as_str().map(str::to_owned))
+            .with_context(|| format!("no activation code for {id} in the mailbox"))?;
+        Ok((invocation, Registered { id, email, code }))
+    }
+
+    /// A fresh process: init, the first invocation, then `warm` more of the same request.
+    async fn cold_run(
+        &mut self,
+        name: &'static str,
+        warm: usize,
+        customers: &mut Vec<Registered>,
+    ) -> anyhow::Result<ColdRun> {
+        let mut function = self.spawn(name).await?;
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!(" {name}: init {:.2} ms", ms(function.init));
+        }
+        let mut invocations = Vec::with_capacity(warm + 1);
+        for _ in 0..=warm {
+            let invocation = match name {
+                "registration" => self.register(&mut function, None).await?.0,
+                "activation" => {
+                    let customer = customers.pop().context("ran out of registered customers")?;
+                    let event = self.events.activation(&customer);
+                    function.invoke(event, 200).await?
+                }
+                _ => {
+                    function
+                        .invoke(self.events.categorization.clone(), 200)
+                        .await?
+                }
+            };
+            invocations.push(invocation);
+        }
+        let init = function.init;
+        function.stop().await;
+        let mut invocations = invocations.into_iter();
+        let first = invocations.next().context("no invocation")?;
+        Ok(ColdRun {
+            init,
+            first,
+            warm: invocations.collect(),
+        })
+    }
+}
+
+fn warm_count(name: &str) -> usize {
+    match name {
+        "registration" | "activation" => 8,
+        _ => 15,
+    }
+}
+
+/// Most calls seen in any of the invocations, with the operations of that one.
+fn most_calls<'a>(invocations: impl IntoIterator<Item = &'a Invocation>) -> (usize, String, usize) {
+    let mut worst: Option<&Invocation> = None;
+    let mut seen = 0;
+    for invocation in invocations {
+        seen += 1;
+        if worst.is_none_or(|w| invocation.calls.len() > w.calls.len()) {
+            worst = Some(invocation);
+        }
+    }
+    let operations = worst
+        .map(|w| {
+            w.calls
+                .iter()
+                .map(|c| c.operation.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    (worst.map_or(0, |w| w.calls.len()), operations, seen)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let options = Options::parse()?;
+    std::fs::create_dir_all(&options.work_dir)?;
+    let mailbox = std::path::absolute(options.work_dir.join("mailbox.jsonl"))?;
+    let _ = std::fs::remove_file(&mailbox);
+    for name in std::iter::once(HELLO).chain(FUNCTIONS) {
+        let _ = std::fs::remove_file(options.work_dir.join(format!("{name}.log")));
+    }
+    let proxy = Proxy::start(options.dynamodb.clone()).await?;
+    let events = Events::load(&options.events)?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let rounds = options.rounds;
+    let mut bench = Bench {
+        options,
+        proxy,
+        events,
+        mailbox,
+        run_id,
+        sequence: 0,
+    };
+
+    // 0. What a fresh process pays the first time through the registration's CPU path (lazy
+    //    statics), measured here before anything else touches it.
+    let registration_event = bench.events.registration(CONTRACT_EMAIL, None);
+    let first_cpu =
+        tokio::task::spawn_blocking(move || first_cpu_path(&registration_event)).await??;
+
+    // 1. Round trips of registration, and the customers the activation runs will activate.
+    eprintln!("bench: registering customers (round trips of registration)");
+    let mut supplier = bench.spawn("registration").await?;
+    let (cold_registration, _) = bench.register(&mut supplier, None).await?;
+    let mut warm_registrations = Vec::new();
+    let mut customers = Vec::new();
+    let needed = (rounds + 1) * (warm_count("activation") + 1);
+    while customers.len() < needed {
+        let (invocation, customer) = bench.register(&mut supplier, None).await?;
+        warm_registrations.push(invocation);
+        customers.push(customer);
+    }
+    let mut keyed_registrations = Vec::new();
+    for i in 0..5 {
+        let key = format!("bench-{}-key-{i}", bench.run_id);
+        keyed_registrations.push(bench.register(&mut supplier, Some(&key)).await?.0);
+    }
+    supplier.stop().await;
+
+    // 2. Cold starts: a warm-up round (discarded: page cache, moto), then `rounds` rounds, the
+    //    order rotating so no function always follows the same one.
+    let names: Vec<&'static str> = std::iter::once(HELLO).chain(FUNCTIONS).collect();
+    let mut runs: Vec<Vec<ColdRun>> = names.iter().map(|_| Vec::new()).collect();
+    for round in 0..=rounds {
+        eprintln!("bench: cold-start round {round}/{rounds}");
+        for k in 0..names.len() {
+            let i = (k + round) % names.len();
+            let run = bench
+                .cold_run(names[i], warm_count(names[i]), &mut customers)
+                .await?;
+            if round > 0 {
+                runs[i].push(run);
+            }
+        }
+    }
+
+    // 3. Argon2id at the contract's parameters, in this release build.
+    eprintln!("bench: Argon2id");
+    let argon2_ms = tokio::task::spawn_blocking(|| -> anyhow::Result<Vec<f64>> {
+        let password = shared::domain::Password::parse("SecurePass123!", &[])
+            .map_err(|p| anyhow::anyhow!("password: {}", p.message()))?;
+        let started = Instant::now();
+        shared::password::hash_blocking(&password)?;
+        let first = ms(started.elapsed());
+        std::iter::once(Ok(first))
+            .chain((0..ARGON2_SAMPLES).map(|_| {
+                let started = Instant::now();
+                shared::password::hash_blocking(&password)?;
+                Ok(ms(started.elapsed()))
+            }))
+            .collect()
+    })
+    .await??;
+    let argon2_first_ms = argon2_ms.first().copied().unwrap_or(f64::NAN);
+    let argon2_ms = argon2_ms[1..].to_vec();
+
+    // 4. The table.
+    let mut rows = Vec::new();
+    let of = |name: &str| &runs[names.iter().position(|n| *n == name).unwrap_or(0)];
+    let init_ms = |name: &str| median(of(name).iter().map(|r| ms(r.init)).collect());
+    let spread = |values: Vec<f64>| {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("min {min:.2}, max {max:.2}")
+    };
+    let hello_init = init_ms(HELLO);
+    rows.push(Row::info(
+        "init: hello-world (baseline)",
+        format!("{hello_init:.2} ms"),
+        format!(
+            "median of {rounds} cold starts; {}",
+            spread(of(HELLO).iter().map(|r| ms(r.init)).collect())
+        ),
+    ));
+    for name in FUNCTIONS {
+        let value = init_ms(name);
+        rows.push(Row::relative(
+            format!("init: {name}"),
+            format!("{value:.2} ms"),
+            format!("<= {INIT_RATIO_LIMIT}x hello"),
+            format!("{hello_init:.2} ms"),
+            value / hello_init,
+            INIT_RATIO_LIMIT,
+            spread(of(name).iter().map(|r| ms(r.init)).collect()),
+        ));
+    }
+    let penalty = |name: &str| median(of(name).iter().map(ColdRun::penalty_ms).collect());
+    let detail = |name: &str| {
+        let first = median(of(name).iter().map(|r| ms(r.first.elapsed)).collect());
+        let warm = median(of(name).iter().map(ColdRun::warm_median_ms).collect());
+        let extra = median(of(name).iter().map(ColdRun::extra_upstream_ms).collect());
+        let rest = median(
+            of(name)
+                .iter()
+                .map(|r| r.penalty_ms() - r.extra_upstream_ms())
+                .collect(),
+        );
+        format!(
+            "1st {first:.2}, warm {warm:.2} ms; penalty = DynamoDB {extra:+.2} + rest {rest:+.2} ms"
+        )
+    };
+    let hello_penalty = penalty(HELLO);
+    rows.push(Row::info(
+        "cold penalty: hello-world",
+        format!("{hello_penalty:.2} ms"),
+        detail(HELLO),
+    ));
+    for name in FUNCTIONS {
+        let value = penalty(name);
+        rows.push(Row::absolute(
+            format!("cold penalty: {name}"),
+            format!("{value:.2} ms"),
+            format!("<= {COLD_PENALTY_LIMIT_MS} ms"),
+            format!("{hello_penalty:.2} ms (hello)"),
+            value,
+            COLD_PENALTY_LIMIT_MS,
+            detail(name),
+        ));
+    }
+
+    let round_trips =
+        |rows: &mut Vec<Row>, metric: &str, limit: usize, invocations: Vec<&Invocation>| {
+            let (calls, operations, seen) = most_calls(invocations);
+            let value = if operations.is_empty() {
+                calls.to_string()
+            } else {
+                format!("{calls} ({operations})")
+            };
+            let note = format!("most in {seen} requests");
+            rows.push(Row::count(metric, value, calls, limit, note));
+        };
+    let warm_of =
+        |name: &str| -> Vec<&Invocation> { of(name).iter().flat_map(|r| r.warm.iter()).collect() };
+    let first_of = |name: &str| -> Vec<&Invocation> { of(name).iter().map(|r| &r.first).collect() };
+    let mut warm_reg = warm_of("registration");
+    warm_reg.extend(warm_registrations.iter());
+    round_trips(&mut rows, "DynamoDB calls: warm registration", 1, warm_reg);
+    round_trips(
+        &mut rows,
+        "DynamoDB calls: warm registration + Idempotency-Key",
+        2,
+        keyed_registrations.iter().collect(),
+    );
+    let mut cold_reg = first_of("registration");
+    cold_reg.push(&cold_registration);
+    let (calls, operations, seen) = most_calls(cold_reg);
+    rows.push(Row::info(
+        "DynamoDB calls: cold registration",
+        format!("{calls} ({operations})"),
+        format!("hierarchy not cached yet; most in {seen} requests"),
+    ));
+    round_trips(
+        &mut rows,
+        "DynamoDB calls: hierarchy lookup (cold)",
+        1,
+        first_of("categorization"),
+    );
+    round_trips(
+        &mut rows,
+        "DynamoDB calls: hierarchy lookup (cached)",
+        0,
+        warm_of("categorization"),
+    );
+    let mut activations = warm_of("activation");
+    activations.extend(first_of("activation"));
+    round_trips(&mut rows, "DynamoDB calls: activation", 1, activations);
+
+    match bench.options.cpu_median_ns {
+        Some(ns) => rows.push(Row::absolute(
+            "CPU: registration path (criterion)",
+            format!("{:.4} ms", ns / 1e6),
+            format!("<= {CPU_LIMIT_MS} ms"),
+            "-".into(),
+            ns / 1e6,
+            CPU_LIMIT_MS,
+            "median; parse, validate, resolve, item, response JSON".into(),
+        )),
+        None => rows.push(Row {
+            metric: "CPU: registration path (criterion)".into(),
+            value: "not measured".into(),
+            target: format!("<= {CPU_LIMIT_MS} ms"),
+            baseline: "-".into(),
+            ratio: None,
+            status: Status::Miss,
+            note: "pass --cpu-median-ns".into(),
+        }),
+    }
+    rows.push(Row::info(
+        "Argon2id hash (m=19456 KiB, t=2, p=1)",
+        format!("{:.2} ms", median(argon2_ms.clone())),
+        format!(
+            "median of {ARGON2_SAMPLES}, {}; first in the process {argon2_first_ms:.2}",
+            spread(argon2_ms)
+        ),
+    ));
+    rows.push(Row::info(
+        "CPU: parse + validate, first in a process",
+        format!("{:.2} ms", first_cpu.phone_ms + first_cpu.first_ms),
+        format!(
+            "of which the first Phone::parse {:.2} ms; the second time {:.3} ms",
+            first_cpu.phone_ms, first_cpu.second_ms
+        ),
+    ));
+    let size = |name: &str| -> anyhow::Result<u64> {
+        Ok(std::fs::metadata(bench.options.bin_dir.join(name))?.len())
+    };
+    let hello_size = size(HELLO)?;
+    for name in FUNCTIONS {
+        let bytes = size(name)?;
+        rows.push(Row {
+            metric: format!("binary size: {name} (stripped)"),
+            value: format!("{bytes} B ({:.2} MB)", bytes as f64 / 1e6),
+            target: "report".into(),
+            baseline: format!("{:.2} MB (hello)", hello_size as f64 / 1e6),
+            ratio: None,
+            status: Status::Info,
+            note: String::new(),
+        });
+    }
+    report::print(&rows);
+    Ok(())
+}
+
+/// The registration's parse + validate, timed the first and the second time in this process.
+struct FirstCpu {
+    phone_ms: f64,
+    first_ms: f64,
+    second_ms: f64,
+}
+
+fn first_cpu_path(event: &str) -> anyhow::Result<FirstCpu> {
+    use shared::registration::{RegistrationRequest, ValidationContext, validate};
+    let event: Value = serde_json::from_str(event)?;
+    let body = event["body"]
+        .as_str()
+        .context("event body")?
+        .as_bytes()
+        .to_vec();
+    let tenant = shared::domain::TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    shared::domain::Phone::parse("+37060012345").map_err(anyhow::Error::msg)?;
+    let phone_ms = ms(started.elapsed());
+    let once = || -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let request: RegistrationRequest =
+            shared::api::body::parse_json(&body).map_err(|e| anyhow::anyhow!("parse: {e:?}"))?;
+        let context = ValidationContext {
+            tenant: &tenant,
+            today: chrono::Utc::now().date_naive(),
+            min_age_years: 18,
+        };
+        validate(request, &context).map_err(|e| anyhow::anyhow!("validate: {e:?}"))?;
+        Ok(ms(started.elapsed()))
+    };
+    Ok(FirstCpu {
+        phone_ms,
+        first_ms: once()?,
+        second_ms: once()?,
+    })
+}

@@ -23,11 +23,11 @@ pub struct Incoming<'a> {
 pub fn build(incoming: &Incoming<'_>) -> Value {
     let mut headers = Map::new();
     for name in incoming.headers.keys() {
-        let values: Vec<&str> = incoming
+        let values: Vec<String> = incoming
             .headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
         headers.insert(name.as_str().to_ascii_lowercase(), json!(values.join(",")));
     }

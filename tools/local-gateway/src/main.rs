@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(3000);
     let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
+    let store = DynamoStore::new(shared::store::dynamodb::client(&aws), &config.table_name);
     let sender = delivery::sender(&activation.delivery, None);
     let gateway = Arc::new(Gateway {
         functions: Functions::with_system_clock(config, &activation, store, sender),

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "e2e/hostile.rs"]
+mod hostile;
+
 #[path = "e2e/faults.rs"]
 mod faults;
 

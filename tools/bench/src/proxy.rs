@@ -1,0 +1,230 @@
+//! A counting HTTP/1.1 forwarder between the functions' DynamoDB client and moto: every
+//! request the SDK sends is recorded (its `X-Amz-Target` and the time moto took), so round
+//! trips are counted through the SDK rather than assumed. Client connections stay alive (as
+//! they would against DynamoDB); each request goes to moto on its own connection.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One DynamoDB request seen by the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The operation, e.g. `TransactWriteItems`.
+    pub operation: String,
+    /// Time spent waiting for moto.
+    pub upstream: Duration,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Proxy {
+    /// Starts the proxy in front of `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let recorded = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let _ = client.set_nodelay(true);
+                let (upstream, calls) = (upstream.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = serve(client, &upstream, &calls).await {
+                        eprintln!("bench proxy: {e:#}");
+                    }
+                });
+            }
+        });
+        Ok(Self { url, calls })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The calls since the last `take`.
+    pub fn take(&self) -> Vec<Call> {
+        self.calls
+            .lock()
+            .map(|mut calls| std::mem::take(&mut *calls))
+            .unwrap_or_default()
+    }
+}
+
+/// One HTTP message: head (start line and headers, without the blank line) and body.
+struct Message {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The head without the named headers, as lines.
+    fn head_without(&self, names: &[&str]) -> Vec<String> {
+        self.head
+            .lines()
+            .enumerate()
+            .filter(|(i, line)| {
+                *i == 0
+                    || !line.split_once(':').is_some_and(|(n, _)| {
+                        names.iter().any(|name| n.trim().eq_ignore_ascii_case(name))
+                    })
+            })
+            .map(|(_, line)| line.to_owned())
+            .collect()
+    }
+}
+
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+/// Reads one request (head and `Content-Length` body) from a kept-alive connection; `buf`
+/// keeps whatever arrived beyond it.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<Option<Message>> {
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(i) = head_end(buf) {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut message = Message {
+        head,
+        body: Vec::new(),
+    };
+    if message
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        anyhow::bail!("chunked request bodies are not supported");
+    }
+    let length: usize = message
+        .header("content-length")
+        .map(str::parse)
+        .transpose()
+        .context("content-length")?
+        .unwrap_or(0);
+    while buf.len() < end + 4 + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed inside a request body");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    message.body = buf[end + 4..end + 4 + length].to_vec();
+    buf.drain(..end + 4 + length);
+    Ok(Some(message))
+}
+
+/// Decodes a chunked body (moto may answer HTTP/1.1 chunked).
+fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("chunk size line")?;
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .context("chunk size")?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        anyhow::ensure!(raw.len() >= size + 2, "truncated chunk");
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// Sends one request to moto on a fresh connection and returns its answer re-framed with a
+/// `Content-Length`, so the client's connection can stay open.
+async fn forward(upstream: &str, request: &Message) -> anyhow::Result<Vec<u8>> {
+    let mut head = request.head_without(&["connection"]);
+    head.push("connection: close".into());
+    let mut bytes = head.join("\r\n").into_bytes();
+    bytes.extend_from_slice(b"\r\n\r\n");
+    bytes.extend_from_slice(&request.body);
+    let mut server = TcpStream::connect(upstream)
+        .await
+        .with_context(|| format!("connect {upstream}"))?;
+    server.set_nodelay(true)?;
+    server.write_all(&bytes).await?;
+    let mut raw = Vec::new();
+    server.read_to_end(&mut raw).await?;
+    let end = head_end(&raw).context("moto answered without a head")?;
+    let answer = Message {
+        head: String::from_utf8_lossy(&raw[..end]).into_owned(),
+        body: Vec::new(),
+    };
+    let rest = &raw[end + 4..];
+    let body = if answer
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        dechunk(rest)?
+    } else if let Some(length) = answer.header("content-length") {
+        let length: usize = length.parse().context("content-length")?;
+        rest[..length.min(rest.len())].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    let mut head = answer.head_without(&["connection", "content-length", "transfer-encoding"]);
+    if let Some(status) = head.first_mut()
+        && let Some(rest) = status.strip_prefix("HTTP/1.0")
+    {
+        *status = format!("HTTP/1.1{rest}");
+    }
+    head.push(format!("content-length: {}", body.len()));
+    let mut out = head.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    calls: &Mutex<Vec<Call>>,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    while let Some(request) = read_request(&mut client, &mut buf).await? {
+        let operation = request
+            .header("x-amz-target")
+            .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
+            .unwrap_or_else(|| "(no X-Amz-Target)".into());
+        let started = Instant::now();
+        let answer = forward(upstream, &request).await?;
+        if let Ok(mut calls) = calls.lock() {
+            calls.push(Call {
+                operation,
+                upstream: started.elapsed(),
+            });
+        }
+        client.write_all(&answer).await?;
+    }
+    Ok(())
+}
