@@ -11,6 +11,7 @@ pub mod categorization;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod lambda;
 pub mod password;
 pub mod registration;
 pub mod store;

@@ -313,3 +313,9 @@ impl Activation {
         ))
     }
 }
+
+impl shared::lambda::Handler for Activation {
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
+        Activation::handle(self, req)
+    }
+}

@@ -1,10 +1,9 @@
 //! Lambda entry point: config, SDK clients and the code sender built once at cold start.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use activation::Activation;
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 use shared::activation::delivery;
 use shared::activation::settings::ActivationSettings;
 use shared::clock::SystemClock;
@@ -22,22 +21,6 @@ async fn main() -> Result<(), Error> {
         &config.table_name,
     ));
     let sender = delivery::sender(&settings.delivery, Some(&aws));
-    let function = Arc::new(Activation::new(
-        config,
-        &settings,
-        store,
-        sender,
-        Arc::new(SystemClock),
-    ));
-    let metrics = shared::telemetry::emf::init("activation");
-    lambda_http::run(service_fn(move |req| {
-        let function = Arc::clone(&function);
-        async move {
-            let request_id = shared::api::request_id(&req);
-            let response = function.handle(req).await;
-            shared::telemetry::emf::flush(metrics, &request_id);
-            Ok::<_, Infallible>(response)
-        }
-    }))
-    .await
+    let function = Activation::new(config, &settings, store, sender, Arc::new(SystemClock));
+    shared::lambda::run("activation", function).await
 }

@@ -86,6 +86,12 @@ impl Categorization {
     }
 }
 
+impl shared::lambda::Handler for Categorization {
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
+        Categorization::handle(self, req)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

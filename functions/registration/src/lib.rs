@@ -376,6 +376,12 @@ fn build_customer(
     }
 }
 
+impl shared::lambda::Handler for Registration {
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
+        Registration::handle(self, req)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

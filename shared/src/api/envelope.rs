@@ -64,25 +64,14 @@ pub fn json_response<T: Serialize>(
     };
     // Serializing our own plain structs cannot fail; if it ever did, answer a bare 500 rather
     // than panic inside the handler.
-    let (status, body) = match serde_json::to_string(&envelope) {
-        Ok(body) => (status, body),
-        Err(_) => (
+    match serde_json::to_string(&envelope) {
+        Ok(body) => raw_json_response(status, body, request_id, extra_headers),
+        Err(_) => raw_json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             r#"{"code":500,"message":"Internal server error","data":{"error":"INTERNAL_ERROR"}}"#
                 .to_owned(),
+            request_id,
+            &[],
         ),
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .header("x-request-id", request_id)
-        .header("cache-control", "no-store");
-    for (name, value) in extra_headers {
-        builder = builder.header(*name, value.as_str());
     }
-    builder.body(Body::Text(body)).unwrap_or_else(|_| {
-        let mut fallback = Response::new(Body::Empty);
-        *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        fallback
-    })
 }
