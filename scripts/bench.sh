@@ -16,7 +16,7 @@ mkdir -p "$work"
 echo "bench: release builds (the first one takes minutes: LTO fat, one codegen unit)" >&2
 cargo build --release --locked -p categorization -p registration -p activation \
   -p onboarding-bench -p onboarding-admin >&2
-cargo bench --locked -p onboarding-shared --bench "$bench_id" --no-run >&2
+cargo bench --locked -p registration --bench "$bench_id" --no-run >&2
 
 port="$(python3 scripts/free-port.py)"
 moto_pid="$(scripts/moto.sh "$port" "$work/moto.log")"
@@ -30,7 +30,7 @@ table="bench-$(date +%s)-$$"
 
 echo "bench: criterion ($bench_id)" >&2
 rm -rf "$target_dir/criterion/$bench_id"
-cargo bench --locked -p onboarding-shared --bench "$bench_id" -- --noplot >&2
+cargo bench --locked -p registration --bench "$bench_id" -- --noplot >&2
 estimates="$target_dir/criterion/$bench_id/new/estimates.json"
 cpu_median_ns="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$estimates")"
 
@@ -44,6 +44,6 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "command: make bench (scripts/bench.sh: cargo build --release; cargo bench -p onboarding-shared --bench $bench_id; target/release/onboarding-bench --rounds $BENCH_ROUNDS)"
+echo "command: make bench (scripts/bench.sh: cargo build --release; cargo bench -p registration --bench $bench_id; target/release/onboarding-bench --rounds $BENCH_ROUNDS)"
 cat "$table_out"
 rm -f "$table_out"

@@ -3,7 +3,7 @@
 //! one transaction. Expected failures are designed 4xx responses; nothing is written before
 //! every check has passed.
 
-mod response;
+pub mod response;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +20,7 @@ use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
 use shared::api::outcome::{finish, storage_failure};
 use shared::api::routes::{self, Function};
-use shared::api::{ApiError, body_text, json_response, raw_json_response, request_id};
+use shared::api::{ApiError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
 use shared::clock::Clock;
 use shared::config::Config;
@@ -212,16 +212,8 @@ impl Registration {
         // 5. One transaction: customer + e-mail marker (+ the idempotency record's response).
         let redirect_url = self.config.redirect_url(&customer.id);
         let location = format!("{}/{}", shared::API_BASE, customer.id);
-        let created = |delivery: &str| {
-            body_text(&json_response(
-                StatusCode::CREATED,
-                CREATED_MESSAGE,
-                Some(&redirect_url),
-                response::registered(&customer, &redirect_url, delivery),
-                request_id,
-                &[],
-            ))
-        };
+        let created =
+            |delivery: &str| response::created_body(&customer, &redirect_url, delivery, request_id);
         let completion = |body: String, status: u16, location: Option<String>| {
             claim.map(|c| IdempotencyCompletion {
                 tenant: c.tenant.clone(),
@@ -317,9 +309,6 @@ impl Registration {
     }
 }
 
-const CREATED_MESSAGE: &str =
-    "B2C individual account created successfully. Redirect to activate-account page";
-
 /// The stored response again, marked as a replay.
 fn replay(stored: StoredResponse, request_id: &str) -> Response<Body> {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -330,7 +319,8 @@ fn replay(stored: StoredResponse, request_id: &str) -> Response<Body> {
     raw_json_response(status, stored.body, request_id, &headers)
 }
 
-fn build_customer(
+/// The customer record of a validated registration (fresh ids, status pending).
+pub fn build_customer(
     tenant: TenantId,
     r: NewRegistration,
     categorization: shared::categorization::ResolvedCategorization,

@@ -1,7 +1,9 @@
 //! The 201 body of §3.5, built from the stored customer (never from the request, and never
 //! with a secret in it: the customer record holds none).
 
+use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
+use shared::api::{body_text, json_response};
 use shared::registration::{Customer, UserStatus, timestamp};
 
 pub fn registered(customer: &Customer, redirect_url: &str, delivery: &str) -> Value {
@@ -42,4 +44,24 @@ pub fn registered(customer: &Customer, redirect_url: &str, delivery: &str) -> Va
         "createdAt": timestamp(customer.created_at),
         "updatedAt": timestamp(customer.updated_at),
     })
+}
+
+const CREATED_MESSAGE: &str =
+    "B2C individual account created successfully. Redirect to activate-account page";
+
+/// The whole 201 body (envelope included), as sent and as kept for idempotent replays.
+pub fn created_body(
+    customer: &Customer,
+    redirect_url: &str,
+    delivery: &str,
+    request_id: &str,
+) -> String {
+    body_text(&json_response(
+        StatusCode::CREATED,
+        CREATED_MESSAGE,
+        Some(redirect_url),
+        registered(customer, redirect_url, delivery),
+        request_id,
+        &[],
+    ))
 }

@@ -505,24 +505,6 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
-    // 2b. What-if (diagnosis, not the shipped configuration): init with the SDK's native root
-    //     certificates limited to the four Amazon roots through SSL_CERT_FILE.
-    let mut what_if: Vec<Vec<f64>> = names.iter().map(|_| Vec::new()).collect();
-    if let Some(roots) = amazon_roots(&bench.options.work_dir)? {
-        eprintln!("bench: what-if init with SSL_CERT_FILE = Amazon roots");
-        let env = [("SSL_CERT_FILE", roots.display().to_string())];
-        for round in 0..=rounds {
-            for k in 0..names.len() {
-                let i = (k + round) % names.len();
-                let function = bench.spawn_with(names[i], &env).await?;
-                if round > 0 {
-                    what_if[i].push(ms(function.init));
-                }
-                function.stop().await;
-            }
-        }
-    }
-
     // 3. Argon2id at the contract's parameters, in this release build.
     eprintln!("bench: Argon2id");
     let argon2_ms = tokio::task::spawn_blocking(|| -> anyhow::Result<Vec<f64>> {
@@ -572,21 +554,6 @@ async fn run() -> anyhow::Result<()> {
             INIT_RATIO_LIMIT,
             spread(of(name).iter().map(|r| ms(r.init)).collect()),
         ));
-    }
-    if what_if.iter().all(|v| !v.is_empty()) {
-        let hello = median(what_if[0].clone());
-        for (i, name) in names.iter().enumerate().skip(1) {
-            let value = median(what_if[i].clone());
-            rows.push(Row {
-                metric: format!("init what-if: {name}, 4 Amazon roots"),
-                value: format!("{value:.2} ms"),
-                target: format!("<= {INIT_RATIO_LIMIT}x hello"),
-                baseline: format!("{hello:.2} ms"),
-                ratio: Some(value / hello),
-                status: Status::Info,
-                note: "diagnosis only: SSL_CERT_FILE set, not shipped".into(),
-            });
-        }
     }
     let penalty = |name: &str| median(of(name).iter().map(ColdRun::penalty_ms).collect());
     let detail = |name: &str| {
@@ -761,20 +728,4 @@ fn first_cpu_path(event: &str) -> anyhow::Result<FirstCpu> {
         first_ms: once()?,
         second_ms: once()?,
     })
-}
-
-/// A PEM bundle of the Amazon root CAs (all DynamoDB and SES endpoints chain to them), from
-/// the system store; `None` when the system has no such files.
-fn amazon_roots(work_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let mut pem = String::new();
-    for i in 1..=4 {
-        let path = format!("/etc/ssl/certs/Amazon_Root_CA_{i}.pem");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => pem.push_str(&text),
-            Err(_) => return Ok(None),
-        }
-    }
-    let out = std::path::absolute(work_dir.join("amazon-roots.pem"))?;
-    std::fs::write(&out, pem)?;
-    Ok(Some(out))
 }
