@@ -491,6 +491,50 @@ mod tests {
         }
     }
 
+    struct FailingSender;
+
+    #[async_trait::async_trait]
+    impl CodeSender for FailingSender {
+        async fn send(&self, _: &ActivationMessage) -> anyhow::Result<()> {
+            anyhow::bail!("SES SendEmail failed (service error, code MessageRejected)")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_keeps_the_registration_and_says_so() {
+        let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
+        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        let settings = ActivationSettings::for_mailbox(
+            std::env::temp_dir().join("unused.jsonl"),
+            std::time::Duration::from_secs(60),
+        );
+        let clock = Arc::new(FixedClock::at(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+                .unwrap(),
+        ));
+        let function = Registration::new(
+            config,
+            &settings,
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            Arc::new(FailingSender),
+            clock,
+        );
+        let event = include_str!("../../../events/registration-contract-example.json");
+        let response = function
+            .handle(lambda_http::request::from_str(event).unwrap())
+            .await;
+        assert_eq!(response.status(), 201);
+        assert_eq!(body(&response)["data"]["activationCodeDelivery"], "FAILED");
+        assert_eq!(
+            store.customer_count(),
+            1,
+            "a failed send does not undo the registration"
+        );
+    }
+
     #[tokio::test]
     async fn a_second_registration_of_the_same_email_is_a_conflict() {
         let (function, store) = function();

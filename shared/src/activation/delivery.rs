@@ -118,14 +118,28 @@ impl CodeSender for SesSender {
             .content(content)
             .send()
             .await
-            // The SDK error names no recipient; keep only its code and message.
+            // SES messages can name the recipient ("… identities failed the check …: a@b"):
+            // keep only the error's kind and code.
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "SES SendEmail failed: {}",
-                    aws_sdk_sesv2::error::DisplayErrorContext(e)
-                )
+                let code = e
+                    .as_service_error()
+                    .and_then(aws_sdk_sesv2::error::ProvideErrorMetadata::code)
+                    .unwrap_or("none")
+                    .to_owned();
+                anyhow::anyhow!("SES SendEmail failed ({}, code {code})", sdk_error_kind(&e))
             })?;
         Ok(())
+    }
+}
+
+fn sdk_error_kind<E, R>(e: &aws_sdk_sesv2::error::SdkError<E, R>) -> &'static str {
+    use aws_sdk_sesv2::error::SdkError;
+    match e {
+        SdkError::ServiceError(_) => "service error",
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "dispatch failure",
+        SdkError::ResponseError(_) => "unreadable response",
+        _ => "request not built",
     }
 }
 

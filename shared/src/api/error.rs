@@ -94,8 +94,6 @@ pub enum ApiError {
     TooManyAttempts,
     #[error("resend limited")]
     ResendLimited { retry_after_seconds: u64 },
-    #[error("not implemented")]
-    NotImplemented,
     #[error("service unavailable")]
     ServiceUnavailable { retry_after_seconds: u64 },
     #[error("internal error")]
@@ -125,7 +123,6 @@ impl ApiError {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             TooManyAttempts | ResendLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -160,7 +157,6 @@ impl ApiError {
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             TooManyAttempts => "TOO_MANY_ATTEMPTS",
             ResendLimited { .. } => "RESEND_LIMITED",
-            NotImplemented => "NOT_IMPLEMENTED",
             ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             Internal => "INTERNAL_ERROR",
         }
@@ -197,7 +193,6 @@ impl ApiError {
             IdempotencyKeyReused => "This Idempotency-Key was used with a different request body",
             TooManyAttempts => "Too many wrong attempts; request a new activation code",
             ResendLimited { .. } => "Activation codes can't be resent this often",
-            NotImplemented => "Not implemented yet",
             ServiceUnavailable { .. } => "The service is temporarily unavailable; retry later",
             Internal => "Internal server error",
         }
