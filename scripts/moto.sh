@@ -5,7 +5,7 @@ set -euo pipefail
 port="$1"
 log="${2:-/dev/null}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$root/.venv/bin/python" "$root/scripts/moto_serial.py" 127.0.0.1 "$port" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
