@@ -14,11 +14,10 @@ pub mod scopes {
     pub const CUSTOMERS_ACTIVATE: &str = "onboarding/customers.activate";
 }
 
-/// The caller, as the verified token describes it.
+/// The caller, as the verified token describes it (its scopes are checked, not kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub tenant: TenantId,
-    pub scopes: Vec<String>,
 }
 
 /// Reads the verified claims and checks the scope. Errors: 401 when the context carries no
@@ -61,7 +60,7 @@ pub fn caller(
     if !scopes.iter().any(|s| s == required) {
         return Err(ApiError::InsufficientScope { required });
     }
-    Ok(Caller { tenant, scopes })
+    Ok(Caller { tenant })
 }
 
 /// Checks `X-Tenant-ID` against the token's tenant. A missing header is reported by the
@@ -157,7 +156,6 @@ mod tests {
     fn tenant_header_must_match_and_be_well_formed() {
         let c = Caller {
             tenant: TenantId::parse("t1").unwrap(),
-            scopes: vec![],
         };
         assert_eq!(check_tenant_header(&c, "t2"), Err(ApiError::TenantMismatch));
         assert_eq!(

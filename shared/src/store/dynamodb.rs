@@ -561,6 +561,19 @@ impl DynamoStore {
         }
     }
 
+    /// An `UpdateItem` on one key of this table.
+    fn update_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+    }
+
     async fn get_consistent(&self, (pk, sk): (&str, &str)) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -606,11 +619,7 @@ impl DynamoStore {
         let now = a.now.timestamp();
         let context = to_item(&a.context)?;
         let activate = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s(sk))
+            .update_item(&pk, sk)
             .condition_expression(
                 "attribute_exists(PK) AND customerStatus = :pending AND codeHash = :hash \
                  AND codeExpiresAt > :now AND codeAttempts < :max \
@@ -655,11 +664,7 @@ impl DynamoStore {
             .unwrap_or_default()
             .to_owned();
         let count = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s(sk))
+            .update_item(&pk, sk)
             .condition_expression(
                 "customerStatus = :pending AND codeHash = :current AND codeAttempts < :max",
             )
@@ -737,11 +742,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let (pk, sk) = keys::customer(tenant, customer_id);
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s(sk))
+            .update_item(&pk, sk)
             .condition_expression("customerStatus = :pending AND version = :version")
             .update_expression(
                 "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
