@@ -1,7 +1,9 @@
 //! A counting HTTP/1.1 forwarder between the functions' DynamoDB client and moto: every
 //! request the SDK sends is recorded (its `X-Amz-Target` and the time moto took), so round
-//! trips are counted through the SDK rather than assumed. Client connections stay alive (as
-//! they would against DynamoDB); each request goes to moto on its own connection.
+//! trips are counted through the SDK rather than assumed. Connections stay alive on both sides
+//! (as the SDK's would against DynamoDB): each client connection has its own connection to
+//! moto, and answers are framed by their length, never by closing (werkzeug closes a
+//! `connection: close` socket ~10 ms after its answer, which once inflated every call here).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,48 +162,96 @@ fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// Sends one request to moto on a fresh connection and returns its answer re-framed with a
-/// `Content-Length`, so the client's connection can stay open.
-async fn forward(upstream: &str, request: &Message) -> anyhow::Result<Vec<u8>> {
+/// Reads one answer (head and body, by `Content-Length` or chunked framing) from moto.
+async fn read_answer(stream: &mut TcpStream) -> anyhow::Result<(Message, bool)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(i) = head_end(&buf) {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "moto closed the connection before answering");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut answer = Message {
+        head: String::from_utf8_lossy(&buf[..end]).into_owned(),
+        body: Vec::new(),
+    };
+    let mut rest = buf[end + 4..].to_vec();
+    let chunked = answer
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length = answer
+        .header("content-length")
+        .map(str::parse::<usize>)
+        .transpose()
+        .context("content-length")?;
+    let mut reusable = !answer
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        && !answer.head.starts_with("HTTP/1.0");
+    if chunked {
+        while !rest.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "moto closed the connection inside a chunked answer");
+            rest.extend_from_slice(&chunk[..n]);
+        }
+        answer.body = dechunk(&rest)?;
+    } else if let Some(length) = length {
+        while rest.len() < length {
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "moto closed the connection inside an answer");
+            rest.extend_from_slice(&chunk[..n]);
+        }
+        rest.truncate(length);
+        answer.body = rest;
+    } else {
+        // No framing: the answer ends when moto closes.
+        stream.read_to_end(&mut rest).await?;
+        answer.body = rest;
+        reusable = false;
+    }
+    Ok((answer, reusable))
+}
+
+/// Sends one request to moto on the client's upstream connection (opening it if needed) and
+/// returns the answer re-framed with a `Content-Length`.
+async fn forward(
+    upstream: &str,
+    connection: &mut Option<TcpStream>,
+    request: &Message,
+) -> anyhow::Result<Vec<u8>> {
     let mut head = request.head_without(&["connection"]);
-    head.push("connection: close".into());
+    head.push("connection: keep-alive".into());
     let mut bytes = head.join("\r\n").into_bytes();
     bytes.extend_from_slice(b"\r\n\r\n");
     bytes.extend_from_slice(&request.body);
-    let mut server = TcpStream::connect(upstream)
-        .await
-        .with_context(|| format!("connect {upstream}"))?;
-    server.set_nodelay(true)?;
+    let mut server = match connection.take() {
+        Some(server) => server,
+        None => {
+            let server = TcpStream::connect(upstream)
+                .await
+                .with_context(|| format!("connect {upstream}"))?;
+            server.set_nodelay(true)?;
+            server
+        }
+    };
     server.write_all(&bytes).await?;
-    let mut raw = Vec::new();
-    server.read_to_end(&mut raw).await?;
-    let end = head_end(&raw).context("moto answered without a head")?;
-    let answer = Message {
-        head: String::from_utf8_lossy(&raw[..end]).into_owned(),
-        body: Vec::new(),
-    };
-    let rest = &raw[end + 4..];
-    let body = if answer
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        dechunk(rest)?
-    } else if let Some(length) = answer.header("content-length") {
-        let length: usize = length.parse().context("content-length")?;
-        rest[..length.min(rest.len())].to_vec()
-    } else {
-        rest.to_vec()
-    };
+    let (answer, reusable) = read_answer(&mut server).await?;
+    if reusable {
+        *connection = Some(server);
+    }
     let mut head = answer.head_without(&["connection", "content-length", "transfer-encoding"]);
     if let Some(status) = head.first_mut()
         && let Some(rest) = status.strip_prefix("HTTP/1.0")
     {
         *status = format!("HTTP/1.1{rest}");
     }
-    head.push(format!("content-length: {}", body.len()));
+    head.push(format!("content-length: {}", answer.body.len()));
     let mut out = head.join("\r\n").into_bytes();
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&answer.body);
     Ok(out)
 }
 
@@ -211,13 +261,14 @@ async fn serve(
     calls: &Mutex<Vec<Call>>,
 ) -> anyhow::Result<()> {
     let mut buf = Vec::new();
+    let mut connection = None;
     while let Some(request) = read_request(&mut client, &mut buf).await? {
         let operation = request
             .header("x-amz-target")
             .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
             .unwrap_or_else(|| "(no X-Amz-Target)".into());
         let started = Instant::now();
-        let answer = forward(upstream, &request).await?;
+        let answer = forward(upstream, &mut connection, &request).await?;
         if let Ok(mut calls) = calls.lock() {
             calls.push(Call {
                 operation,
