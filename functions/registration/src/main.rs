@@ -11,12 +11,15 @@ use shared::clock::SystemClock;
 use shared::config::Config;
 use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 
-#[tokio::main]
+// Lambda sends an environment one request at a time: a single-threaded runtime starts no
+// worker threads at init (make bench); blocking work (Argon2) still gets its own thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    // Every registration validates a phone: build libphonenumber's metadata (~70 ms, measured
-    // by make bench) in init, with its full CPU burst, not in the first customer's request.
-    let _ = shared::domain::Phone::parse("+37060012345");
+    // Every registration validates a phone: libphonenumber's metadata (~4 ms, make bench) is
+    // built in init, with its full CPU burst, not in the first customer's request. (Built on
+    // a second thread instead, it slowed the rest of init as much as it saved: make bench.)
+    shared::domain::Phone::warm_up();
     let config = Config::from_env()?;
     let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
