@@ -10,7 +10,9 @@ use shared::clock::SystemClock;
 use shared::config::Config;
 use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 
-#[tokio::main]
+// Lambda sends an environment one request at a time: a single-threaded runtime starts no
+// worker threads at init (make bench); blocking work (Argon2) still gets its own thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;

@@ -7,7 +7,9 @@ use lambda_http::Error;
 use shared::config::Config;
 use shared::store::dynamodb::{DynamoStore, client_from_env};
 
-#[tokio::main]
+// Lambda sends an environment one request at a time: a single-threaded runtime starts no
+// worker threads at init (make bench); blocking work (Argon2) still gets its own thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;

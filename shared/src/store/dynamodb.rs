@@ -116,6 +116,17 @@ pub async fn aws_config_from_env() -> aws_config::SdkConfig {
     if let Some(client) = https_client() {
         loader = loader.http_client(client);
     }
+    // Lambda hands a function its region and its role's credentials as environment
+    // variables: taking them from there spares every cold start the default provider chains
+    // (profile files, SSO, web identity, ECS, IMDS). Without them, the chains apply as usual.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
     loader.load().await
 }
 
