@@ -19,8 +19,11 @@ fn hasher() -> anyhow::Result<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// A PHC string, or why hashing failed.
+pub type Hashed = anyhow::Result<SecretString>;
+
 /// Hashes on the calling thread.
-pub fn hash_blocking(password: &Password) -> anyhow::Result<SecretString> {
+pub fn hash_blocking(password: &Password) -> Hashed {
     let hash = hasher()?
         .hash_password(password.expose().as_bytes())
         .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
@@ -28,7 +31,7 @@ pub fn hash_blocking(password: &Password) -> anyhow::Result<SecretString> {
 }
 
 /// Hashes on tokio's blocking pool.
-pub async fn hash(password: Password) -> anyhow::Result<SecretString> {
+pub async fn hash(password: Password) -> Hashed {
     let started = std::time::Instant::now();
     let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await?;
     metrics::histogram!("Argon2Time").record(started.elapsed().as_secs_f64() * 1000.0);

@@ -121,12 +121,20 @@ impl Registration {
             },
         )?;
 
-        // 2. Categorization against the (cached) hierarchy.
-        let hierarchy = self
-            .hierarchies
-            .get(&caller.tenant)
-            .await
-            .map_err(storage_failure)?;
+        // 2. Categorization against the (cached) hierarchy. A warm function checks it before
+        // spending a hash. On a cache miss (cold start, TTL over) the one Query runs while
+        // Argon2 hashes (step 3), so the extra round trip adds no wall time — at the price of
+        // a hash for a request whose categorization then turns out invalid.
+        let (hierarchy, early_hash) = match self.hierarchies.cached(&caller.tenant) {
+            Some(hit) => (hit, None),
+            None => {
+                let (hierarchy, hash) = tokio::join!(
+                    self.hierarchies.get(&caller.tenant),
+                    shared::password::hash(registration.password.clone()),
+                );
+                (hierarchy.map_err(storage_failure)?, Some(hash))
+            }
+        };
         let categorization = resolve(hierarchy.as_deref(), &registration.categorization)?;
 
         // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6).
@@ -167,6 +175,7 @@ impl Registration {
                 context,
                 now,
                 claim.as_ref(),
+                early_hash,
                 request_id,
             )
             .await;
@@ -186,15 +195,18 @@ impl Registration {
         context: ClientContext,
         now: chrono::DateTime<chrono::Utc>,
         claim: Option<&IdempotencyClaim>,
+        early_hash: Option<shared::password::Hashed>,
         request_id: &str,
     ) -> Result<Response<Body>, ApiError> {
-        // 3. Argon2id.
-        let password_hash = shared::password::hash(registration.password.clone())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %format!("{e:#}"), "password hashing failed");
-                ApiError::Internal
-            })?;
+        // 3. Argon2id (already done if it ran alongside the hierarchy Query).
+        let password_hash = match early_hash {
+            Some(hash) => hash,
+            None => shared::password::hash(registration.password.clone()).await,
+        }
+        .map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "password hashing failed");
+            ApiError::Internal
+        })?;
 
         // 4. The activation code: only its keyed hash is stored.
         let email_normalized = registration.email.normalized();
@@ -489,6 +501,72 @@ mod tests {
                 assert_eq!(store.customer_count(), 0, "{name}: nothing written");
             }
         }
+    }
+
+    /// The contract example under another e-mail and category id, as an API Gateway request.
+    fn with_category(category: &str, email: &str) -> Request {
+        let event = include_str!("../../../events/registration-contract-example.json")
+            .replace("marcus.jensen@example.com", email)
+            .replace("MEDIUM_RISK_INDIVIDUAL", category);
+        lambda_http::request::from_str(&event).unwrap()
+    }
+
+    /// A cold function hashes while it fetches the hierarchy; a warm one resolves first. Both
+    /// must answer an unknown category with the same 400 and write nothing, and a good one after.
+    #[tokio::test]
+    async fn an_unknown_category_is_refused_cold_and_warm() {
+        let (function, store) = function();
+        for (round, email) in ["cold@example.com", "warm@example.com"].iter().enumerate() {
+            let response = function.handle(with_category("PLATINUM", email)).await;
+            let json = body(&response);
+            assert_eq!(response.status().as_u16(), 400, "round {round}: {json}");
+            assert_eq!(json["data"]["error"], "CATEGORY_NOT_FOUND", "round {round}");
+            assert_eq!(store.customer_count(), 0, "round {round}");
+        }
+        let good = function
+            .handle(with_category("MEDIUM_RISK_INDIVIDUAL", "good@example.com"))
+            .await;
+        assert_eq!(good.status().as_u16(), 201, "{}", body(&good));
+        assert_eq!(store.customer_count(), 1);
+    }
+
+    struct Unavailable;
+
+    #[async_trait::async_trait]
+    impl HierarchySource for Unavailable {
+        async fn load_hierarchy(
+            &self,
+            _: &TenantId,
+        ) -> Result<Option<shared::categorization::Hierarchy>, StoreError> {
+            Err(StoreError::Unavailable(anyhow::anyhow!("throttled")))
+        }
+    }
+
+    /// The hierarchy read failing while the password hashes: 503, nothing written.
+    #[tokio::test]
+    async fn an_unreadable_hierarchy_is_a_503_even_after_the_hash() {
+        let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
+        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        let settings = ActivationSettings::for_mailbox(
+            std::env::temp_dir().join("unused.jsonl"),
+            std::time::Duration::from_secs(3600),
+        );
+        let function = Registration::new(
+            config,
+            &settings,
+            Arc::new(Unavailable),
+            store.clone(),
+            store.clone(),
+            Arc::new(FailingSender),
+            Arc::new(shared::clock::SystemClock),
+        );
+        let response = function
+            .handle(with_category("MEDIUM_RISK_INDIVIDUAL", "down@example.com"))
+            .await;
+        let json = body(&response);
+        assert_eq!(response.status().as_u16(), 503, "{json}");
+        assert_eq!(json["data"]["error"], "SERVICE_UNAVAILABLE");
+        assert_eq!(store.customer_count(), 0);
     }
 
     struct FailingSender;

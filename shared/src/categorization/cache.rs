@@ -31,7 +31,7 @@ impl HierarchyCache {
     }
 
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<Arc<Hierarchy>>, StoreError> {
-        if let Some(hit) = self.lookup(tenant) {
+        if let Some(hit) = self.cached(tenant) {
             return Ok(hit);
         }
         let loaded = self.source.load_hierarchy(tenant).await?.map(Arc::new);
@@ -46,7 +46,8 @@ impl HierarchyCache {
         Ok(loaded)
     }
 
-    fn lookup(&self, tenant: &TenantId) -> Option<Option<Arc<Hierarchy>>> {
+    /// The cached answer, if there is a fresh one (`Some(None)`: the tenant has no hierarchy).
+    pub fn cached(&self, tenant: &TenantId) -> Option<Option<Arc<Hierarchy>>> {
         let entries = self.entries.lock().ok()?;
         let (at, value) = entries.get(tenant)?;
         (at.elapsed() < self.ttl).then(|| value.clone())
