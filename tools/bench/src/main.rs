@@ -730,6 +730,27 @@ async fn run() -> anyhow::Result<()> {
             first_cpu.phone_ms, first_cpu.second_ms
         ),
     ));
+    let mut tls_ms = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let output = tokio::process::Command::new(bench.options.bin_dir.join("tls-first-use"))
+            .output()
+            .await
+            .context("running tls-first-use")?;
+        ensure!(output.status.success(), "tls-first-use failed");
+        tls_ms.push(
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse::<f64>()?,
+        );
+    }
+    rows.push(Row::info(
+        "TLS: first key share in a process (aws-lc-rs)",
+        format!("{:.3} ms", median(tls_ms.clone())),
+        format!(
+            "median of {rounds} fresh processes, {}; random bytes + X25519 key",
+            spread(tls_ms)
+        ),
+    ));
     let size = |name: &str| -> anyhow::Result<u64> {
         Ok(std::fs::metadata(bench.options.bin_dir.join(name))?.len())
     };
