@@ -399,6 +399,18 @@ mod tests {
     }
 
     fn function() -> (Registration, Arc<MemoryStore>) {
+        let mailbox =
+            std::env::temp_dir().join(format!("registration-test-{}.jsonl", uuid::Uuid::new_v4()));
+        let sender = Arc::new(shared::activation::delivery::MailboxSender::new(mailbox));
+        function_with(None, sender)
+    }
+
+    /// A function over a memory store with the demo hierarchy, reading hierarchies from
+    /// `hierarchies` instead when given, sending codes through `sender`.
+    fn function_with(
+        hierarchies: Option<Arc<dyn HierarchySource>>,
+        sender: Arc<dyn CodeSender>,
+    ) -> (Registration, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
         let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
         let clock = Arc::new(FixedClock::at(
@@ -406,16 +418,16 @@ mod tests {
                 .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
                 .unwrap(),
         ));
-        let mailbox =
-            std::env::temp_dir().join(format!("registration-test-{}.jsonl", uuid::Uuid::new_v4()));
-        let settings =
-            ActivationSettings::for_mailbox(mailbox.clone(), std::time::Duration::from_secs(3600));
-        let sender = Arc::new(shared::activation::delivery::MailboxSender::new(mailbox));
+        let settings = ActivationSettings::for_mailbox(
+            std::env::temp_dir().join("unused.jsonl"),
+            std::time::Duration::from_secs(3600),
+        );
+        let hierarchies = hierarchies.unwrap_or_else(|| store.clone());
         (
             Registration::new(
                 config,
                 &settings,
-                store.clone(),
+                hierarchies,
                 store.clone(),
                 store.clone(),
                 sender,
@@ -545,21 +557,7 @@ mod tests {
     /// The hierarchy read failing while the password hashes: 503, nothing written.
     #[tokio::test]
     async fn an_unreadable_hierarchy_is_a_503_even_after_the_hash() {
-        let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
-        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
-        let settings = ActivationSettings::for_mailbox(
-            std::env::temp_dir().join("unused.jsonl"),
-            std::time::Duration::from_secs(3600),
-        );
-        let function = Registration::new(
-            config,
-            &settings,
-            Arc::new(Unavailable),
-            store.clone(),
-            store.clone(),
-            Arc::new(FailingSender),
-            Arc::new(shared::clock::SystemClock),
-        );
+        let (function, store) = function_with(Some(Arc::new(Unavailable)), Arc::new(FailingSender));
         let response = function
             .handle(with_category("MEDIUM_RISK_INDIVIDUAL", "down@example.com"))
             .await;
@@ -580,26 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_send_keeps_the_registration_and_says_so() {
-        let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
-        let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
-        let settings = ActivationSettings::for_mailbox(
-            std::env::temp_dir().join("unused.jsonl"),
-            std::time::Duration::from_secs(60),
-        );
-        let clock = Arc::new(FixedClock::at(
-            chrono::Utc
-                .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
-                .unwrap(),
-        ));
-        let function = Registration::new(
-            config,
-            &settings,
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            Arc::new(FailingSender),
-            clock,
-        );
+        let (function, store) = function_with(None, Arc::new(FailingSender));
         let event = include_str!("../../../events/registration-contract-example.json");
         let response = function
             .handle(lambda_http::request::from_str(event).unwrap())

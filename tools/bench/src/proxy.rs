@@ -95,9 +95,9 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
-/// Reads one request (head and `Content-Length` body) from a kept-alive connection; `buf`
-/// keeps whatever arrived beyond it.
-async fn read_request(
+/// Reads one HTTP message (head and `Content-Length` body) from a kept-alive connection; `buf`
+/// keeps whatever arrived beyond it. `None` when the peer closed before a message began.
+async fn read_message(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Option<Message>> {
@@ -121,7 +121,7 @@ async fn read_request(
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     {
-        anyhow::bail!("chunked request bodies are not supported");
+        anyhow::bail!("chunked bodies are not supported");
     }
     let length: usize = message
         .header("content-length")
@@ -132,7 +132,7 @@ async fn read_request(
     while buf.len() < end + 4 + length {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            anyhow::bail!("connection closed inside a request body");
+            anyhow::bail!("connection closed inside a body");
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -141,77 +141,20 @@ async fn read_request(
     Ok(Some(message))
 }
 
-/// Decodes a chunked body (moto may answer HTTP/1.1 chunked).
-fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("chunk size line")?;
-        let size_text = String::from_utf8_lossy(&raw[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .context("chunk size")?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        anyhow::ensure!(raw.len() >= size + 2, "truncated chunk");
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
-}
-
-/// Reads one answer (head and body, by `Content-Length` or chunked framing) from moto.
+/// Reads moto's answer, and whether its connection may carry another request. moto frames
+/// every answer with a `Content-Length`; anything else fails the bench loudly.
 async fn read_answer(stream: &mut TcpStream) -> anyhow::Result<(Message, bool)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let end = loop {
-        if let Some(i) = head_end(&buf) {
-            break i;
-        }
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "moto closed the connection before answering");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let mut answer = Message {
-        head: String::from_utf8_lossy(&buf[..end]).into_owned(),
-        body: Vec::new(),
-    };
-    let mut rest = buf[end + 4..].to_vec();
-    let chunked = answer
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = answer
-        .header("content-length")
-        .map(str::parse::<usize>)
-        .transpose()
-        .context("content-length")?;
-    let mut reusable = !answer
-        .header("connection")
-        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        && !answer.head.starts_with("HTTP/1.0");
-    if chunked {
-        while !rest.ends_with(b"0\r\n\r\n") {
-            let n = stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "moto closed the connection inside a chunked answer");
-            rest.extend_from_slice(&chunk[..n]);
-        }
-        answer.body = dechunk(&rest)?;
-    } else if let Some(length) = length {
-        while rest.len() < length {
-            let n = stream.read(&mut chunk).await?;
-            anyhow::ensure!(n > 0, "moto closed the connection inside an answer");
-            rest.extend_from_slice(&chunk[..n]);
-        }
-        rest.truncate(length);
-        answer.body = rest;
-    } else {
-        // No framing: the answer ends when moto closes.
-        stream.read_to_end(&mut rest).await?;
-        answer.body = rest;
-        reusable = false;
-    }
+    let answer = read_message(stream, &mut Vec::new())
+        .await?
+        .context("moto closed the connection before answering")?;
+    anyhow::ensure!(
+        answer.header("content-length").is_some(),
+        "moto answered without a Content-Length"
+    );
+    let reusable = !answer.head.starts_with("HTTP/1.0")
+        && !answer
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     Ok((answer, reusable))
 }
 
@@ -262,7 +205,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut connection = None;
-    while let Some(request) = read_request(&mut client, &mut buf).await? {
+    while let Some(request) = read_message(&mut client, &mut buf).await? {
         let operation = request
             .header("x-amz-target")
             .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())

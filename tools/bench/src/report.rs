@@ -69,20 +69,7 @@ impl Row {
         limit: f64,
         note: String,
     ) -> Self {
-        let ratio = measured / limit;
-        Self {
-            metric: metric.into(),
-            value,
-            target,
-            baseline,
-            ratio: Some(ratio),
-            status: if ratio <= 1.0 {
-                Status::Ok
-            } else {
-                Status::Miss
-            },
-            note,
-        }
+        Self::relative(metric, value, target, baseline, measured / limit, 1.0, note)
     }
 
     /// A count with an upper bound (a bound of 0 has no ratio).
