@@ -15,7 +15,7 @@ SCOPES ?=
 
 export API_PORT DYNAMODB_PORT
 
-.PHONY: run test token fmt fmt-check lint validate build deploy build-local bench clean
+.PHONY: run test token fmt fmt-check lint phone-metadata-check phone-metadata validate build deploy build-local bench clean
 
 $(PY_TOOLS): tools/requirements.txt
 	python3 -m venv $(VENV)
@@ -39,7 +39,7 @@ token:
 	@cargo run --quiet --locked --bin dev-token -- $(TENANT) $(SCOPES)
 
 ## Everything CI checks.
-test: $(PY_TOOLS) fmt-check lint validate
+test: $(PY_TOOLS) fmt-check lint phone-metadata-check validate
 	scripts/test.sh
 
 fmt-check:
@@ -50,6 +50,13 @@ fmt:
 
 lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+## The phone metadata copy equals the locked rlibphonenumber's; `make phone-metadata` refreshes it.
+phone-metadata-check:
+	scripts/phone-metadata.sh
+
+phone-metadata:
+	scripts/phone-metadata.sh --update
 
 ## Template checks, offline: SAM's validator with its linter, and cfn-lint.
 validate: $(PY_TOOLS) $(SAM_TOOLS)
