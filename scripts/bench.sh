@@ -18,8 +18,17 @@ cargo build --release --locked -p categorization -p registration -p activation \
   -p onboarding-bench -p onboarding-admin >&2
 cargo bench --locked -p registration --bench "$bench_id" --no-run >&2
 
+# With 2+ CPUs the functions under test run alone on CPU 0 (onboarding-bench pins them) and
+# moto, the emulator and the proxy on the others: DynamoDB never shares the function's CPU.
+harness=() pinning=() cpus="not pinned (one CPU or no taskset)"
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  harness=(taskset -c "1-$(($(nproc) - 1))")
+  pinning=(--function-cpu 0)
+  cpus="functions on CPU 0; moto, emulator and proxy on CPUs 1-$(($(nproc) - 1))"
+fi
+
 port="$(python3 scripts/free-port.py)"
-moto_pid="$(scripts/moto.sh "$port" "$work/moto.log")"
+moto_pid="$("${harness[@]}" scripts/moto.sh "$port" "$work/moto.log")"
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT INT TERM
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${port}"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
@@ -35,7 +44,7 @@ estimates="$target_dir/criterion/$bench_id/new/estimates.json"
 cpu_median_ns="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' "$estimates")"
 
 table_out="$(mktemp)"
-"$target_dir/release/onboarding-bench" \
+"${harness[@]}" "$target_dir/release/onboarding-bench" "${pinning[@]}" \
   --dynamodb "127.0.0.1:${port}" --table "$table" --bin-dir "$target_dir/release" \
   --events events --work-dir "$work" --rounds "$BENCH_ROUNDS" \
   --cpu-median-ns "$cpu_median_ns" >"$table_out"
@@ -44,6 +53,7 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpus:    $cpus"
 echo "command: make bench (scripts/bench.sh: cargo build --release; cargo bench -p registration --bench $bench_id; target/release/onboarding-bench --rounds $BENCH_ROUNDS)"
 cat "$table_out"
 rm -f "$table_out"

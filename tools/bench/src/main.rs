@@ -19,7 +19,9 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use shared::store::keys;
 use tokio::process::Child;
 
 use emulator::{Emulator, Kind};
@@ -58,6 +60,8 @@ struct Options {
     work_dir: PathBuf,
     rounds: usize,
     cpu_median_ns: Option<f64>,
+    /// The CPU the functions under test run on, alone (Linux; `--function-cpu`).
+    function_cpu: Option<usize>,
 }
 
 impl Options {
@@ -70,6 +74,7 @@ impl Options {
             work_dir: ".local/bench".into(),
             rounds: 9,
             cpu_median_ns: None,
+            function_cpu: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -91,6 +96,7 @@ impl Options {
                 "--cpu-median-ns" => {
                     o.cpu_median_ns = Some(value.parse().context("--cpu-median-ns")?)
                 }
+                "--function-cpu" => o.function_cpu = Some(value.parse().context("--function-cpu")?),
                 other => bail!("unknown option {other}"),
             }
         }
@@ -239,6 +245,8 @@ impl Running {
 struct Bench {
     options: Options,
     proxy: Proxy,
+    /// moto directly (not through the proxy), to delete measured customers.
+    moto: aws_sdk_dynamodb::Client,
     events: Events,
     mailbox: PathBuf,
     run_id: String,
@@ -326,6 +334,11 @@ impl Bench {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
+        if let Some(cpu) = self.options.function_cpu {
+            // SAFETY: between fork and exec the closure only makes one async-signal-safe
+            // system call on a stack value.
+            unsafe { command.pre_exec(move || pin_to_cpu(cpu)) };
+        }
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -407,17 +420,24 @@ impl Bench {
         extra_env: &[(&'static str, String)],
     ) -> anyhow::Result<ColdRun> {
         let mut function = self.spawn_with(name, extra_env).await?;
+        let mut activated = Vec::new();
         if std::env::var_os("BENCH_VERBOSE").is_some() {
             eprintln!(" {name}: init {:.2} ms", ms(function.init));
         }
         let mut invocations = Vec::with_capacity(warm + 1);
         for _ in 0..=warm {
             let invocation = match name {
-                "registration" => self.register(&mut function, None).await?.0,
+                "registration" => {
+                    let (invocation, customer) = self.register(&mut function, None).await?;
+                    customers.push(customer);
+                    invocation
+                }
                 "activation" => {
                     let customer = customers.pop().context("ran out of registered customers")?;
                     let event = self.events.activation(&customer);
-                    function.invoke(event, 200).await?
+                    let invocation = function.invoke(event, 200).await?;
+                    activated.push(customer);
+                    invocation
                 }
                 _ => {
                     function
@@ -429,6 +449,8 @@ impl Bench {
         }
         let init = function.init;
         function.stop().await;
+        self.retire(activated).await?;
+        self.keep_stock(customers).await?;
         let mut invocations = invocations.into_iter();
         let first = invocations.next().context("no invocation")?;
         Ok(ColdRun {
@@ -438,6 +460,68 @@ impl Bench {
         })
     }
 }
+
+/// Runs the calling process on `cpu` only. The functions get a CPU of their own while moto, the
+/// emulator and the proxy share the others (scripts/bench.sh): in AWS, DynamoDB never takes
+/// the function's CPU, and on a 2-core machine moto's ~13 ms of Python per hierarchy Query
+/// otherwise competes with the registration's Argon2 thread and decides the cold penalty.
+fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it (cpu is checked
+    // against its size) and sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl Bench {
+    /// Deletes customers the bench is done with (both items), straight from moto. moto's
+    /// TransactWriteItems deep-copies every table, so a table that kept every measured
+    /// customer would make each registration slower than the one before (30 → 50 ms over a
+    /// run, with longer garbage-collection stalls) and the cold penalty compares a first
+    /// invocation with later ones.
+    async fn retire(&self, customers: impl IntoIterator<Item = Registered>) -> anyhow::Result<()> {
+        let tenant = shared::domain::TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+        for customer in customers {
+            let email = shared::domain::Email::parse(&customer.email)
+                .map_err(anyhow::Error::msg)?
+                .normalized();
+            for (pk, sk) in [
+                keys::customer(&tenant, &customer.id),
+                keys::email(&tenant, &email),
+            ] {
+                self.moto
+                    .delete_item()
+                    .table_name(&self.options.table)
+                    .key(keys::PK, AttributeValue::S(pk))
+                    .key(keys::SK, AttributeValue::S(sk.to_owned()))
+                    .send()
+                    .await
+                    .context("deleting a measured customer from moto")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `STOCK` unactivated customers (enough for two activation runs) and
+    /// deletes the rest.
+    async fn keep_stock(&self, customers: &mut Vec<Registered>) -> anyhow::Result<()> {
+        let surplus = customers.len().saturating_sub(STOCK);
+        self.retire(customers.drain(..surplus).collect::<Vec<_>>())
+            .await
+    }
+}
+
+/// Registered, not yet activated customers kept for the activation runs: two runs' worth.
+const STOCK: usize = 2 * 9;
 
 fn warm_count(name: &str) -> usize {
     match name {
@@ -487,6 +571,7 @@ async fn run() -> anyhow::Result<()> {
         mailbox,
         run_id,
         sequence: 0,
+        moto: shared::store::dynamodb::client_from_env().await,
     };
 
     // 0. What a fresh process pays the first time through the registration's CPU path (lazy
@@ -501,7 +586,7 @@ async fn run() -> anyhow::Result<()> {
     let (cold_registration, _) = bench.register(&mut supplier, None).await?;
     let mut warm_registrations = Vec::new();
     let mut customers = Vec::new();
-    // One spare run's worth, for a redone run (`cold_run_retried`).
+    // A sample for the round-trip rows; all but `STOCK` are deleted right after.
     let needed = (rounds + 2) * (warm_count("activation") + 1);
     let mut broken = 0;
     while customers.len() < needed {
@@ -524,6 +609,7 @@ async fn run() -> anyhow::Result<()> {
         keyed_registrations.push(bench.register(&mut supplier, Some(&key)).await?.0);
     }
     supplier.stop().await;
+    bench.keep_stock(&mut customers).await?;
 
     // 2. Cold starts: a warm-up round (discarded: page cache, moto), then `rounds` rounds, the
     //    order rotating so no function always follows the same one. The functions with a
