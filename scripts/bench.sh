@@ -3,11 +3,11 @@
 # tenants, the criterion bench of the registration CPU path, then tools/bench (Runtime API
 # emulator, counting DynamoDB proxy, Argon2, sizes) printing one table with criterion's median.
 # A missed target is a MISS row, not a failure: the exit status is 0 unless the harness broke.
-# BENCH_ROUNDS (default 9) sets the number of cold starts per function.
+# BENCH_ROUNDS (default 15) sets the number of cold starts per function.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-: "${BENCH_ROUNDS:=9}" "${DEMO_HIERARCHY:=../shared/spec/demo-hierarchy.json}"
+: "${BENCH_ROUNDS:=15}" "${DEMO_HIERARCHY:=../shared/spec/demo-hierarchy.json}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 work=.local/bench
 bench_id=registration_cpu
@@ -18,13 +18,15 @@ cargo build --release --locked -p categorization -p registration -p activation \
   -p onboarding-bench -p onboarding-admin >&2
 cargo bench --locked -p registration --bench "$bench_id" --no-run >&2
 
-# With 2+ CPUs the functions under test run alone on CPU 0 (onboarding-bench pins them) and
-# moto, the emulator and the proxy on the others: DynamoDB never shares the function's CPU.
-harness=() pinning=() cpus="not pinned (one CPU or no taskset)"
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  harness=(taskset -c "1-$(($(nproc) - 1))")
-  pinning=(--function-cpu 0)
-  cpus="functions on CPU 0; moto, emulator and proxy on CPUs 1-$(($(nproc) - 1))"
+# With 2+ CPUs allowed, the functions under test get the first (onboarding-bench pins them)
+# and moto, the emulator and the proxy the others: DynamoDB never shares the function's CPU.
+read -r -a allowed < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')
+harness=() pinning=() cpus="not pinned (one CPU allowed, or no taskset)"
+if [ "${#allowed[@]}" -ge 2 ] && command -v taskset >/dev/null; then
+  rest="$(IFS=,; echo "${allowed[*]:1}")"
+  harness=(taskset -c "$rest")
+  pinning=(--function-cpu "${allowed[0]}")
+  cpus="functions on CPU ${allowed[0]}; moto, emulator and proxy on CPUs $rest"
 fi
 
 port="$(python3 scripts/free-port.py)"

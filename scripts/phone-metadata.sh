@@ -6,6 +6,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+case "${1:-}" in
+  "" | --update) ;;
+  *) echo "usage: scripts/phone-metadata.sh [--update]" >&2; exit 2 ;;
+esac
 crate_dir="$(cargo metadata --format-version 1 --locked | python3 -c '
 import json, os, sys
 packages = json.load(sys.stdin)["packages"]

@@ -16,9 +16,6 @@ use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    // Indexes libphonenumber's metadata by calling code (~0.1 ms). Loading all of it
-    // costs ~4 ms: each request loads only its own calling code, once (shared::domain::phone).
-    shared::domain::Phone::warm_up();
     let config = Config::from_env()?;
     let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;

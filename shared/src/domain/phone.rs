@@ -3,16 +3,14 @@
 //!
 //! Loading the metadata of all ~250 regions takes ~4 ms (make bench) — in every cold start,
 //! while a number needs only the entries of its own country calling code. So the metadata is
-//! indexed by calling code (~0.1 ms, nothing decoded) and the library is built over the
-//! calling codes this process has seen: the first number of a new calling code rebuilds it
-//! (~0.3 ms for one code); a process that has seen [`LOAD_ALL_AFTER`] codes loads all of them,
-//! once. The metadata is the crate's own file, copied to `shared/data/phone-metadata.bin`
+//! indexed by calling code at build time (`shared/build.rs`: byte ranges, nothing decoded)
+//! and the library is built over the calling codes this process has seen: the first number of a new calling code rebuilds it
+//! over all codes seen so far (~0.3–0.5 ms for the first, more as they add up: make bench);
+//! the code after [`LOAD_ALL_AFTER`] of them loads all codes, once (~4 ms). The metadata is the crate's own file, copied to `shared/data/phone-metadata.bin`
 //! because the crate does not export it; `make test` checks that the copy is identical.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::Bytes;
 use prost::Message;
 use rlibphonenumber::{PhoneMetadata, PhoneMetadataCollection, PhoneNumberFormat, PhoneNumberUtil};
 
@@ -23,8 +21,11 @@ static METADATA: &[u8] = include_bytes!("../../data/phone-metadata.bin");
 /// than rebuilding the library for each new one (each rebuild holds only the codes seen).
 const LOAD_ALL_AFTER: usize = 8;
 
+// CALLING_CODES: each calling code with the byte ranges of its entries in METADATA.
+include!(concat!(env!("OUT_DIR"), "/phone_index.rs"));
+
 /// The process's library, grown on demand.
-static LIBRARY: LazyLock<Library> = LazyLock::new(|| Library::new(METADATA));
+static LIBRARY: Library = Library::new();
 
 /// A valid phone number in E.164 form (`+37060012345`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,32 +39,18 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Indexes the metadata by calling code (~0.1 ms; no region is decoded) so the first
-    /// registration doesn't: call it from init. Later calls return at once.
-    pub fn warm_up() {
-        LazyLock::force(&LIBRARY);
-    }
 }
 
-/// The wire shapes the index reads; prost skips every other field. An embedded message is
-/// encoded like `bytes`, so the collection's entries come out as undecoded slices.
-#[derive(Message)]
-struct RawCollection {
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    metadata: Vec<Bytes>,
+/// The encoded metadata entries of a calling code (one per region sharing it: 25 for +1).
+fn entries(code: u16) -> Option<&'static [(usize, usize)]> {
+    CALLING_CODES
+        .binary_search_by_key(&code, |(c, _)| *c)
+        .ok()
+        .map(|i| CALLING_CODES[i].1)
 }
 
-#[derive(Message)]
-struct CallingCodeOnly {
-    #[prost(int32, optional, tag = "10")]
-    country_code: Option<i32>,
-}
-
-/// Metadata indexed by calling code, and a libphonenumber over the codes needed so far.
+/// A libphonenumber over the calling codes needed so far.
 struct Library {
-    /// Each calling code's entries (one per region sharing it: 25 for +1), undecoded.
-    entries: BTreeMap<u16, Vec<Bytes>>,
     loaded: RwLock<Option<Arc<Loaded>>>,
 }
 
@@ -73,20 +60,8 @@ struct Loaded {
 }
 
 impl Library {
-    fn new(metadata: &'static [u8]) -> Self {
-        let raw = RawCollection::decode(Bytes::from_static(metadata))
-            .expect("the embedded phone metadata is a PhoneMetadataCollection (tested)");
-        let mut entries: BTreeMap<u16, Vec<Bytes>> = BTreeMap::new();
-        for entry in raw.metadata {
-            let code = CallingCodeOnly::decode(entry.clone())
-                .ok()
-                .and_then(|m| m.country_code)
-                .and_then(|code| u16::try_from(code).ok())
-                .expect("every embedded phone metadata entry has a calling code (tested)");
-            entries.entry(code).or_default().push(entry);
-        }
+    const fn new() -> Self {
         Self {
-            entries,
             loaded: RwLock::new(None),
         }
     }
@@ -113,6 +88,11 @@ impl Library {
             None => trimmed.to_owned(),
         };
         let code = self.calling_code(&international).ok_or(INVALID)?;
+        // Under libphonenumber's shortest national number (2 digits) nothing is loaded for it.
+        let digits = international.chars().filter(char::is_ascii_digit).count();
+        if digits < code.to_string().len() + 2 {
+            return Err(INVALID);
+        }
         let loaded = self.with_code(code);
         let number = loaded
             .util
@@ -129,8 +109,9 @@ impl Library {
         ))
     }
 
-    /// The calling code a number starts with: 1 to 3 digits, and no code is a prefix of
-    /// another (ITU E.164), so the first that has metadata is the one libphonenumber reads.
+    /// The calling code a number starts with, read as libphonenumber reads it: the shortest
+    /// of its first 1 to 3 digits that is a known code (none starts with 0). The library then
+    /// finds the same code, as the codes it is given are known ones and include this one.
     fn calling_code(&self, international: &str) -> Option<u16> {
         let digits: String = international
             .chars()
@@ -142,7 +123,7 @@ impl Library {
         }
         (1..=digits.len())
             .filter_map(|n| digits[..n].parse().ok())
-            .find(|code| self.entries.contains_key(code))
+            .find(|code| entries(*code).is_some())
     }
 
     /// A library that knows `code`: the current one, or a rebuild with `code` added.
@@ -165,7 +146,7 @@ impl Library {
             .unwrap_or_default();
         codes.push(code);
         if codes.len() > LOAD_ALL_AFTER {
-            codes = self.entries.keys().copied().collect();
+            codes = CALLING_CODES.iter().map(|(code, _)| *code).collect();
         }
         let loaded = Arc::new(self.load(codes));
         *slot = Some(loaded.clone());
@@ -175,9 +156,9 @@ impl Library {
     fn load(&self, codes: Vec<u16>) -> Loaded {
         let metadata = codes
             .iter()
-            .flat_map(|code| &self.entries[code])
-            .map(|entry| {
-                PhoneMetadata::decode(entry.clone())
+            .flat_map(|code| entries(*code).unwrap_or_default())
+            .map(|&(start, end)| {
+                PhoneMetadata::decode(&METADATA[start..end])
                     .expect("every embedded phone metadata entry decodes (tested)")
             })
             .collect();
@@ -191,6 +172,7 @@ impl Library {
 mod tests {
     use super::*;
     use rlibphonenumber::PHONE_NUMBER_UTIL;
+    use std::collections::BTreeMap;
 
     #[test]
     fn phones_are_validated_and_stored_as_e164() {
@@ -204,6 +186,9 @@ mod tests {
             ("+800 1234 5678", Some("+80012345678")),
             ("060012345", None),
             ("+370", None),
+            ("+3706", None),
+            ("+1", None),
+            ("+7 1", None),
             ("+", None),
             ("+999 123456", None),
             ("+037060012345", None),
@@ -222,18 +207,36 @@ mod tests {
         }
     }
 
+    /// The build-time index covers the whole file, in order, each range one entry of its code.
+    #[test]
+    fn the_calling_code_index_matches_the_metadata_file() {
+        let collection = PhoneMetadataCollection::decode(METADATA).unwrap();
+        let mut ranges: Vec<(usize, usize, u16)> = CALLING_CODES
+            .iter()
+            .flat_map(|(code, ranges)| ranges.iter().map(|&(start, end)| (start, end, *code)))
+            .collect();
+        ranges.sort_unstable();
+        assert_eq!(ranges.len(), collection.metadata.len());
+        assert!(CALLING_CODES.is_sorted_by_key(|(code, _)| *code));
+        for ((start, end, code), expected) in ranges.iter().zip(&collection.metadata) {
+            let entry = PhoneMetadata::decode(&METADATA[*start..*end]).unwrap();
+            assert_eq!(&entry, expected);
+            assert_eq!(entry.country_code, Some(i32::from(*code)), "{}", entry.id);
+        }
+    }
+
     /// The crate's own full metadata (its `PHONE_NUMBER_UTIL`) is the oracle: the same
     /// calling codes, the same regions per code, and the same answer for every region's
     /// example numbers and for numbers of every length under every calling code.
     #[test]
     fn loading_by_calling_code_answers_as_the_full_metadata_does() {
-        let library = Library::new(METADATA);
+        let library = Library::new();
         let mut full_codes: Vec<u16> = PHONE_NUMBER_UTIL
             .get_supported_calling_codes()
             .map(|code| u16::try_from(code).unwrap())
             .collect();
         full_codes.sort_unstable();
-        let codes: Vec<u16> = library.entries.keys().copied().collect();
+        let codes: Vec<u16> = CALLING_CODES.iter().map(|(code, _)| *code).collect();
         assert_eq!(codes, full_codes);
         assert!(codes.len() > 200, "{} calling codes", codes.len());
 
@@ -290,7 +293,7 @@ mod tests {
         }
         let mut valid = 0;
         for (code, numbers) in by_code {
-            let one_code = Library::new(METADATA);
+            let one_code = Library::new();
             for number in numbers {
                 let expected = oracle(number);
                 valid += usize::from(expected.is_some());
@@ -317,7 +320,7 @@ mod tests {
 
     #[test]
     fn the_library_holds_only_the_calling_codes_it_has_needed() {
-        let library = Library::new(METADATA);
+        let library = Library::new();
         let loaded = |library: &Library| {
             let slot = library.loaded.read().unwrap();
             let loaded = slot.as_ref().unwrap();
@@ -329,6 +332,14 @@ mod tests {
         assert!(
             library.loaded.read().unwrap().is_none(),
             "nothing loaded up front"
+        );
+        // Too short for any number under its code (2 national digits at least): not loaded.
+        for number in ["+1", "+7 1", "+3706", "+370"] {
+            assert!(library.parse(number).is_err(), "{number}");
+        }
+        assert!(
+            library.loaded.read().unwrap().is_none(),
+            "nothing loaded for those"
         );
         library.parse("+37060012345").unwrap();
         assert_eq!(loaded(&library), (vec![370], 1));
@@ -354,7 +365,7 @@ mod tests {
         library.parse("+31201234567").unwrap();
         assert_eq!(
             loaded(&library).0.len(),
-            library.entries.len(),
+            CALLING_CODES.len(),
             "all, once past the limit"
         );
         assert_eq!(

@@ -6,7 +6,7 @@
 //!
 //!   onboarding-bench --dynamodb 127.0.0.1:<moto port> --table <table>
 //!       [--bin-dir target/release] [--events events] [--work-dir .local/bench]
-//!       [--rounds 9] [--cpu-median-ns <ns>]
+//!       [--rounds 9] [--cpu-median-ns <ns>] [--function-cpu <cpu>]
 //!
 //! BENCH_VERBOSE=1 prints every init and invocation with its DynamoDB calls to stderr.
 
@@ -334,15 +334,19 @@ impl Bench {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
-        if let Some(cpu) = self.options.function_cpu {
-            // SAFETY: between fork and exec the closure only makes one async-signal-safe
-            // system call on a stack value.
-            unsafe { command.pre_exec(move || pin_to_cpu(cpu)) };
-        }
+        // A child inherits the CPU mask of the thread that spawns it: this thread is pinned
+        // for the spawn only. (A pre_exec hook would make std fork the whole harness instead
+        // of posix_spawn, and that copy would count as every function's init.)
+        let harness_cpus = match self.options.function_cpu {
+            Some(cpu) => Some(cpu_affinity::pin_thread(cpu)?),
+            None => None,
+        };
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("spawning {}", binary.display()))?;
+        let spawned = command.spawn();
+        if let Some(cpus) = harness_cpus {
+            cpu_affinity::set_thread(&cpus)?;
+        }
+        let mut child = spawned.with_context(|| format!("spawning {}", binary.display()))?;
         let polled = emulator
             .first_poll(&mut child, INIT_TIMEOUT)
             .await
@@ -461,25 +465,42 @@ impl Bench {
     }
 }
 
-/// Runs the calling process on `cpu` only. The functions get a CPU of their own while moto, the
-/// emulator and the proxy share the others (scripts/bench.sh): in AWS, DynamoDB never takes
-/// the function's CPU, and on a 2-core machine moto's ~13 ms of Python per hierarchy Query
-/// otherwise competes with the registration's Argon2 thread and decides the cold penalty.
-fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it (cpu is checked
-    // against its size) and sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+/// The functions get a CPU of their own while moto, the emulator and the proxy share the
+/// others (scripts/bench.sh): in AWS, DynamoDB never takes the function's CPU, and on a 2-core
+/// machine moto's ~13 ms of Python per hierarchy Query otherwise competes with the
+/// registration's Argon2 thread and decides the cold penalty.
+mod cpu_affinity {
+    use std::io;
+    use std::mem::{size_of, zeroed};
+
+    /// Runs the calling thread on `cpu` only; returns its previous mask.
+    pub fn pin_thread(cpu: usize) -> io::Result<libc::cpu_set_t> {
+        if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        // SAFETY: cpu_set_t is plain data, valid zeroed; sched_getaffinity writes at most
+        // size_of::<cpu_set_t>() bytes of it; CPU_SET gets a cpu below the set's capacity.
+        let (previous, only) = unsafe {
+            let mut previous: libc::cpu_set_t = zeroed();
+            if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut previous) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut only: libc::cpu_set_t = zeroed();
+            libc::CPU_SET(cpu, &mut only);
+            (previous, only)
+        };
+        set_thread(&only)?;
+        Ok(previous)
     }
-    Ok(())
+
+    /// Sets the calling thread's mask.
+    pub fn set_thread(cpus: &libc::cpu_set_t) -> io::Result<()> {
+        // SAFETY: sched_setaffinity reads size_of::<cpu_set_t>() bytes of `cpus`.
+        if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), cpus) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl Bench {
@@ -552,6 +573,15 @@ fn most_calls<'a>(invocations: impl IntoIterator<Item = &'a Invocation>) -> (usi
     (worst.map_or(0, |w| w.calls.len()), operations, seen)
 }
 
+/// A DynamoDB client for moto at `address` (host:port), bypassing the counting proxy.
+async fn moto_client(address: &str) -> aws_sdk_dynamodb::Client {
+    let aws = shared::store::dynamodb::aws_config_from_env().await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&aws)
+        .endpoint_url(format!("http://{address}"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 async fn run() -> anyhow::Result<()> {
     let options = Options::parse()?;
     std::fs::create_dir_all(&options.work_dir)?;
@@ -564,6 +594,7 @@ async fn run() -> anyhow::Result<()> {
     let events = Events::load(&options.events)?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let rounds = options.rounds;
+    let moto = moto_client(&options.dynamodb).await;
     let mut bench = Bench {
         options,
         proxy,
@@ -571,7 +602,7 @@ async fn run() -> anyhow::Result<()> {
         mailbox,
         run_id,
         sequence: 0,
-        moto: shared::store::dynamodb::client_from_env().await,
+        moto,
     };
 
     // 0. What a fresh process pays the first time through the registration's CPU path (lazy
@@ -816,6 +847,14 @@ async fn run() -> anyhow::Result<()> {
             first_cpu.phone_ms, first_cpu.second_ms
         ),
     ));
+    rows.push(Row::info(
+        "Phone: first number of another calling code",
+        format!("{:.2} ms", first_cpu.second_code_ms),
+        format!(
+            "+1 (25 regions) after +370; the 9th code loads all: {:.2} ms",
+            first_cpu.ninth_code_ms
+        ),
+    ));
     let mut tls_ms = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let output = tokio::process::Command::new(bench.options.bin_dir.join("tls-first-use"))
@@ -862,6 +901,10 @@ struct FirstCpu {
     phone_ms: f64,
     first_ms: f64,
     second_ms: f64,
+    /// The first +1 number after that (a rebuild with +1's 25 regions added).
+    second_code_ms: f64,
+    /// The first number of a 9th calling code (every code loaded).
+    ninth_code_ms: f64,
 }
 
 fn first_cpu_path(event: &str) -> anyhow::Result<FirstCpu> {
@@ -888,9 +931,29 @@ fn first_cpu_path(event: &str) -> anyhow::Result<FirstCpu> {
         validate(request, &context).map_err(|e| anyhow::anyhow!("validate: {e:?}"))?;
         Ok(ms(started.elapsed()))
     };
+    let first_ms = once()?;
+    let second_ms = once()?;
+    let phone = |number: &str| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        shared::domain::Phone::parse(number).map_err(anyhow::Error::msg)?;
+        Ok(ms(started.elapsed()))
+    };
+    let second_code_ms = phone("+16502530000")?;
+    for number in [
+        "+442079460958",
+        "+4930123456",
+        "+33123456789",
+        "+34912345678",
+        "+390612345678",
+        "+48123456789",
+    ] {
+        phone(number)?;
+    }
     Ok(FirstCpu {
         phone_ms,
-        first_ms: once()?,
-        second_ms: once()?,
+        first_ms,
+        second_ms,
+        second_code_ms,
+        ninth_code_ms: phone("+31201234567")?,
     })
 }
