@@ -4,10 +4,12 @@
 //! Loading the metadata of all ~250 regions takes ~4 ms (make bench) — in every cold start,
 //! while a number needs only the entries of its own country calling code. So the metadata is
 //! indexed by calling code at build time (`shared/build.rs`: byte ranges, nothing decoded)
-//! and the library is built over the calling codes this process has seen: the first number of a new calling code rebuilds it
-//! over all codes seen so far (~0.3–0.5 ms for the first, more as they add up: make bench);
-//! the code after [`LOAD_ALL_AFTER`] of them loads all codes, once (~4 ms). The metadata is the crate's own file, copied to `shared/data/phone-metadata.bin`
-//! because the crate does not export it; `make test` checks that the copy is identical.
+//! and the library is built over the calling codes this process has seen: the first number
+//! of a new calling code rebuilds it over all codes seen so far (~0.5 ms for the first, more
+//! as they add up: make bench); the code after [`LOAD_ALL_AFTER`] of them loads all codes,
+//! once (~3 ms). The metadata is the crate's own file, copied to
+//! `shared/data/phone-metadata.bin` because the crate does not export it; `make test` checks
+//! that the copy is identical.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -17,7 +19,7 @@ use rlibphonenumber::{PhoneMetadata, PhoneMetadataCollection, PhoneNumberFormat,
 /// `rlibphonenumber`'s `src/generated/metadata/metadata.bin` (a `PhoneMetadataCollection`).
 static METADATA: &[u8] = include_bytes!("../../data/phone-metadata.bin");
 
-/// A process that has seen more calling codes than this loads them all (~4 ms, once) rather
+/// A process that has seen more calling codes than this loads them all (~3 ms, once) rather
 /// than rebuilding the library for each new one (each rebuild holds only the codes seen).
 const LOAD_ALL_AFTER: usize = 8;
 
