@@ -51,6 +51,23 @@ fn entries(code: u16) -> Option<&'static [(usize, usize)]> {
         .map(|i| CALLING_CODES[i].1)
 }
 
+/// The calling code a number starts with, read as libphonenumber reads it: the shortest
+/// of its first 1 to 3 digits that is a known code (none starts with 0). The library then
+/// finds the same code, as the codes it is given are known ones and include this one.
+fn calling_code(international: &str) -> Option<u16> {
+    let digits: String = international
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(3)
+        .collect();
+    if digits.starts_with('0') {
+        return None;
+    }
+    (1..=digits.len())
+        .filter_map(|n| digits[..n].parse().ok())
+        .find(|code| entries(*code).is_some())
+}
+
 /// A libphonenumber over the calling codes needed so far.
 struct Library {
     loaded: RwLock<Option<Arc<Loaded>>>,
@@ -89,10 +106,10 @@ impl Library {
             Some(rest) => format!("+{rest}"),
             None => trimmed.to_owned(),
         };
-        let code = self.calling_code(&international).ok_or(INVALID)?;
+        let code = calling_code(&international).ok_or(INVALID)?;
         // Under libphonenumber's shortest national number (2 digits) nothing is loaded for it.
         let digits = international.chars().filter(char::is_ascii_digit).count();
-        if digits < code.to_string().len() + 2 {
+        if digits < code.ilog10() as usize + 1 + 2 {
             return Err(INVALID);
         }
         let loaded = self.with_code(code);
@@ -109,23 +126,6 @@ impl Library {
                 .format(&number, PhoneNumberFormat::E164)
                 .into_owned(),
         ))
-    }
-
-    /// The calling code a number starts with, read as libphonenumber reads it: the shortest
-    /// of its first 1 to 3 digits that is a known code (none starts with 0). The library then
-    /// finds the same code, as the codes it is given are known ones and include this one.
-    fn calling_code(&self, international: &str) -> Option<u16> {
-        let digits: String = international
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(3)
-            .collect();
-        if digits.starts_with('0') {
-            return None;
-        }
-        (1..=digits.len())
-            .filter_map(|n| digits[..n].parse().ok())
-            .find(|code| entries(*code).is_some())
     }
 
     /// A library that knows `code`: the current one, or a rebuild with `code` added.
@@ -290,7 +290,7 @@ mod tests {
         // them to one that grows to every code.
         let mut by_code: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
         for number in &numbers {
-            let code = library.calling_code(number).expect(number);
+            let code = calling_code(number).expect(number);
             by_code.entry(code).or_default().push(number);
         }
         let mut valid = 0;
