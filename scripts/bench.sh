@@ -3,11 +3,12 @@
 # tenants, the criterion bench of the registration CPU path, then tools/bench (Runtime API
 # emulator, counting DynamoDB proxy, Argon2, sizes) printing one table with criterion's median.
 # A missed target is a MISS row, not a failure: the exit status is 0 unless the harness broke.
-# BENCH_ROUNDS (default 15) sets the number of cold starts per function.
+# BENCH_ROUNDS (default 15) sets the number of cold starts per function, BENCH_INIT_SAMPLES
+# (default 60) the number of fresh processes per binary the init rows are the median of.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-: "${BENCH_ROUNDS:=15}" "${DEMO_HIERARCHY:=../shared/spec/demo-hierarchy.json}"
+: "${BENCH_ROUNDS:=15}" "${BENCH_INIT_SAMPLES:=60}" "${DEMO_HIERARCHY:=../shared/spec/demo-hierarchy.json}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 work=.local/bench
 bench_id=registration_cpu
@@ -49,13 +50,13 @@ table_out="$(mktemp)"
 "${harness[@]}" "$target_dir/release/onboarding-bench" "${pinning[@]}" \
   --dynamodb "127.0.0.1:${port}" --table "$table" --bin-dir "$target_dir/release" \
   --events events --work-dir "$work" --rounds "$BENCH_ROUNDS" \
-  --cpu-median-ns "$cpu_median_ns" >"$table_out"
+  --init-samples "$BENCH_INIT_SAMPLES" --cpu-median-ns "$cpu_median_ns" >"$table_out"
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "cpus:    $cpus"
-echo "command: make bench (scripts/bench.sh: cargo build --release; cargo bench -p registration --bench $bench_id; target/release/onboarding-bench --rounds $BENCH_ROUNDS)"
+echo "command: make bench (scripts/bench.sh: cargo build --release; cargo bench -p registration --bench $bench_id; target/release/onboarding-bench --rounds $BENCH_ROUNDS --init-samples $BENCH_INIT_SAMPLES)"
 cat "$table_out"
 rm -f "$table_out"

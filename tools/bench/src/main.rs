@@ -6,7 +6,7 @@
 //!
 //!   onboarding-bench --dynamodb 127.0.0.1:<moto port> --table <table>
 //!       [--bin-dir target/release] [--events events] [--work-dir .local/bench]
-//!       [--rounds 9] [--cpu-median-ns <ns>] [--function-cpu <cpu>]
+//!       [--rounds 9] [--init-samples 60] [--cpu-median-ns <ns>] [--function-cpu <cpu>]
 //!
 //! BENCH_VERBOSE=1 prints every init and invocation with its DynamoDB calls to stderr.
 
@@ -59,6 +59,8 @@ struct Options {
     events: PathBuf,
     work_dir: PathBuf,
     rounds: usize,
+    /// Fresh processes per binary timed for init alone (killed at their first poll).
+    init_samples: usize,
     cpu_median_ns: Option<f64>,
     /// The CPU the functions under test run on, alone (Linux; `--function-cpu`).
     function_cpu: Option<usize>,
@@ -73,6 +75,7 @@ impl Options {
             events: "events".into(),
             work_dir: ".local/bench".into(),
             rounds: 9,
+            init_samples: 60,
             cpu_median_ns: None,
             function_cpu: None,
         };
@@ -93,6 +96,7 @@ impl Options {
                 "--events" => o.events = value.into(),
                 "--work-dir" => o.work_dir = value.into(),
                 "--rounds" => o.rounds = value.parse().context("--rounds")?,
+                "--init-samples" => o.init_samples = value.parse().context("--init-samples")?,
                 "--cpu-median-ns" => {
                     o.cpu_median_ns = Some(value.parse().context("--cpu-median-ns")?)
                 }
@@ -103,6 +107,7 @@ impl Options {
         ensure!(!o.dynamodb.is_empty(), "--dynamodb <host:port> is required");
         ensure!(!o.table.is_empty(), "--table <name> is required");
         ensure!(o.rounds >= 1, "--rounds must be at least 1");
+        ensure!(o.init_samples >= 1, "--init-samples must be at least 1");
         Ok(o)
     }
 }
@@ -255,7 +260,6 @@ struct Bench {
 
 /// What one cold start of a function gave.
 struct ColdRun {
-    init: Duration,
     first: Invocation,
     warm: Vec<Invocation>,
 }
@@ -451,17 +455,34 @@ impl Bench {
             };
             invocations.push(invocation);
         }
-        let init = function.init;
         function.stop().await;
         self.retire(activated).await?;
         self.keep_stock(customers).await?;
         let mut invocations = invocations.into_iter();
         let first = invocations.next().context("no invocation")?;
         Ok(ColdRun {
-            init,
             first,
             warm: invocations.collect(),
         })
+    }
+}
+
+impl Bench {
+    /// Init alone: `samples` fresh processes per binary, interleaved and killed at their first
+    /// poll. Init is a few milliseconds on a shared machine, so its median needs many more
+    /// samples than the cold runs (which each cost invocations and moto time) give.
+    async fn init_samples(&self, names: &[&'static str]) -> anyhow::Result<Vec<Vec<f64>>> {
+        let samples = self.options.init_samples;
+        let mut out = vec![Vec::with_capacity(samples); names.len()];
+        for round in 0..samples {
+            for k in 0..names.len() {
+                let i = (k + round) % names.len();
+                let function = self.spawn(names[i]).await?;
+                out[i].push(ms(function.init));
+                function.stop().await;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -671,6 +692,13 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
+    // 2b. Init alone, many times over: the init rows come from these samples.
+    eprintln!(
+        "bench: init, {} fresh processes per binary",
+        bench.options.init_samples
+    );
+    let inits = bench.init_samples(&names).await?;
+
     // 3. Argon2id at the contract's parameters, in this release build.
     eprintln!("bench: Argon2id");
     let argon2_ms = tokio::task::spawn_blocking(|| -> anyhow::Result<Vec<f64>> {
@@ -694,7 +722,9 @@ async fn run() -> anyhow::Result<()> {
     // 4. The table.
     let mut rows = Vec::new();
     let of = |name: &str| &runs[names.iter().position(|n| *n == name).unwrap_or(0)];
-    let init_ms = |name: &str| median(of(name).iter().map(|r| ms(r.init)).collect());
+    let init_of = |name: &str| inits[names.iter().position(|n| *n == name).unwrap_or(0)].clone();
+    let init_ms = |name: &str| median(init_of(name));
+    let init_samples = bench.options.init_samples;
     let spread = |values: Vec<f64>| {
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -705,8 +735,8 @@ async fn run() -> anyhow::Result<()> {
         "init: hello-world (baseline)",
         format!("{hello_init:.2} ms"),
         format!(
-            "median of {rounds} cold starts; {}",
-            spread(of(HELLO).iter().map(|r| ms(r.init)).collect())
+            "median of {init_samples} fresh processes; {}",
+            spread(init_of(HELLO))
         ),
     ));
     for name in FUNCTIONS {
@@ -718,7 +748,7 @@ async fn run() -> anyhow::Result<()> {
             format!("{hello_init:.2} ms"),
             value / hello_init,
             INIT_RATIO_LIMIT,
-            spread(of(name).iter().map(|r| ms(r.init)).collect()),
+            spread(init_of(name)),
         ));
     }
     let penalty = |runs: &[ColdRun]| median(runs.iter().map(ColdRun::penalty_ms).collect());
