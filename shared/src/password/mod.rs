@@ -1,9 +1,12 @@
 //! Password hashing (§3.4 step 3): Argon2id, m = 19 MiB, t = 2, p = 1 (OWASP's minimum), PHC
-//! string with a random salt. Hashing is CPU-bound, so it runs on the blocking pool and never
-//! stalls other requests of the local gateway.
+//! string with a random 16-byte salt. Hashing is CPU-bound, so it runs on the blocking pool and
+//! never stalls other requests of the local gateway. Its memory is kept between hashes
+//! (`memory`).
 
-use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm, Argon2, Params, Version};
+mod memory;
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Params, RECOMMENDED_SALT_LEN, Version};
 use secrecy::SecretString;
 
 use crate::domain::Password;
@@ -24,9 +27,27 @@ pub type Hashed = anyhow::Result<SecretString>;
 
 /// Hashes on the calling thread.
 pub fn hash_blocking(password: &Password) -> Hashed {
-    let hash = hasher()?
-        .hash_password(password.expose().as_bytes())
-        .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
+    let mut salt = [0u8; RECOMMENDED_SALT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("CSPRNG: {e}"))?;
+    hash_with_salt(password.expose().as_bytes(), &salt)
+}
+
+/// The PHC string `argon2`'s `hash_password_with_salt` gives, computed in the kept memory.
+fn hash_with_salt(password: &[u8], salt: &[u8]) -> Hashed {
+    let argon2 = hasher()?;
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    memory::with_blocks(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, &mut output, blocks)
+    })?
+    .map_err(|e| anyhow::anyhow!("argon2 hash: {e}"))?;
+    let phc = |e: &dyn std::fmt::Display| anyhow::anyhow!("argon2 PHC string: {e}");
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| phc(&e))?,
+        salt: Some(Salt::new(salt).map_err(|e| phc(&e))?),
+        hash: Some(Output::new(&output).map_err(|e| phc(&e))?),
+    };
     Ok(SecretString::from(hash.to_string()))
 }
 
@@ -68,5 +89,26 @@ mod tests {
             phc,
             "salted: the same password hashes differently"
         );
+    }
+
+    #[test]
+    fn the_kept_memory_gives_the_crates_own_phc_strings() {
+        use argon2::password_hash::PasswordHasher as _;
+        let crate_hasher = hasher().unwrap();
+        for (password, salt) in [
+            (&b"SecurePass123!"[..], [7u8; 16]),
+            (b"another one, longer than the first", [0xa5; 16]),
+            (b"SecurePass123!", [0u8; 16]),
+        ] {
+            let expected = crate_hasher
+                .hash_password_with_salt(password, &salt)
+                .unwrap()
+                .to_string();
+            // Twice: fresh memory, then the kept (used and zeroed) memory.
+            for _ in 0..2 {
+                let ours = hash_with_salt(password, &salt).unwrap();
+                assert_eq!(ours.expose_secret(), expected);
+            }
+        }
     }
 }
