@@ -112,30 +112,25 @@ impl Registration {
         let bytes = json_bytes(req)?;
         let body: RegistrationRequest = parse_json(bytes)?;
         let now = self.clock.now();
-        let registration = validate(
-            body,
-            &ValidationContext {
-                tenant: &caller.tenant,
-                today: now.date_naive(),
-                min_age_years: self.config.min_customer_age,
-            },
-        )?;
-
-        // 2. Categorization against the (cached) hierarchy. A warm function checks it before
-        // spending a hash. On a cache miss (cold start, TTL over) the one Query runs while
-        // Argon2 hashes (step 3), so the extra round trip adds no wall time — at the price of
-        // a hash for a request whose categorization then turns out invalid.
-        let (hierarchy, early_hash) = match self.hierarchies.cached(&caller.tenant) {
-            Some(hit) => (hit, None),
-            None => {
-                let (hierarchy, hash) = tokio::join!(
-                    self.hierarchies.get(&caller.tenant),
-                    shared::password::hash(registration.password.clone()),
-                );
-                (hierarchy.map_err(storage_failure)?, Some(hash))
-            }
-        };
-        let categorization = resolve(hierarchy.as_deref(), &registration.categorization)?;
+        let (registration, categorization, early_hash) =
+            match self.check(body, &caller.tenant, now).await {
+                Ok(checked) => checked,
+                Err(refusal) => {
+                    // §3.6: a retry of a request that was answered gets that answer again,
+                    // even when what requests are checked against has changed since (the
+                    // tenant's hierarchy, a configured rule). Asked only on this path, so a
+                    // request that passes its checks pays no extra read.
+                    if let Some(key) = &idempotency_key
+                        && refusal.status().is_client_error()
+                        && let Some(answer) = self
+                            .recorded_answer(&caller.tenant, key, bytes, now, request_id)
+                            .await
+                    {
+                        return Ok(answer);
+                    }
+                    return Err(refusal);
+                }
+            };
 
         // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6).
         let claim = match idempotency_key {
@@ -183,6 +178,75 @@ impl Registration {
             self.settle_failed_claim(claim, error, request_id).await;
         }
         result
+    }
+
+    /// Steps 1–2 past the body's JSON: every field, then the categorization against the
+    /// (cached) hierarchy. On a cache miss the password's hash comes back too.
+    async fn check(
+        &self,
+        body: RegistrationRequest,
+        tenant: &TenantId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<
+        (
+            NewRegistration,
+            shared::categorization::ResolvedCategorization,
+            Option<shared::password::Hashed>,
+        ),
+        ApiError,
+    > {
+        let registration = validate(
+            body,
+            &ValidationContext {
+                tenant,
+                today: now.date_naive(),
+                min_age_years: self.config.min_customer_age,
+            },
+        )?;
+
+        // A warm function checks the categorization before spending a hash. On a cache miss
+        // (cold start, TTL over) the one Query runs while Argon2 hashes (step 3), so the extra
+        // round trip adds no wall time — at the price of a hash for a request whose
+        // categorization then turns out invalid.
+        let (hierarchy, early_hash) = match self.hierarchies.cached(tenant) {
+            Some(hit) => (hit, None),
+            None => {
+                let (hierarchy, hash) = tokio::join!(
+                    self.hierarchies.get(tenant),
+                    shared::password::hash(registration.password.clone()),
+                );
+                (hierarchy.map_err(storage_failure)?, Some(hash))
+            }
+        };
+        let categorization = resolve(hierarchy.as_deref(), &registration.categorization)?;
+        Ok((registration, categorization, early_hash))
+    }
+
+    /// The recorded answer to this key and body, if there is one to replay.
+    async fn recorded_answer(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        bytes: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+        request_id: &str,
+    ) -> Option<Response<Body>> {
+        let body_hash = idempotency::body_hash(bytes);
+        match self
+            .idempotency
+            .recorded(tenant, key, &body_hash, now)
+            .await
+        {
+            Ok(stored) => {
+                let stored = stored?;
+                tracing::info!(request_id, tenant_id = %tenant, "idempotent replay");
+                Some(replay(stored, request_id))
+            }
+            Err(e) => {
+                tracing::warn!(request_id, error = %e, "could not read the idempotency record");
+                None
+            }
+        }
     }
 
     /// Steps 3–6: hash, code, the one transaction, the e-mail.

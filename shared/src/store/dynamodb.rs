@@ -822,7 +822,7 @@ impl DynamoStore {
 #[async_trait]
 impl super::IdempotencyStore for DynamoStore {
     async fn claim(&self, c: &super::IdempotencyClaim) -> Result<super::ClaimOutcome, StoreError> {
-        use super::{ClaimOutcome, StoredResponse};
+        use super::ClaimOutcome;
         let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
         let now = c.now.timestamp();
         let result = self
@@ -872,11 +872,7 @@ impl super::IdempotencyStore for DynamoStore {
         if text(&old, "status") != Some(COMPLETED) {
             return Ok(ClaimOutcome::InProgress);
         }
-        Ok(ClaimOutcome::Completed(StoredResponse {
-            status: u16::try_from(number(&old, "responseStatus").unwrap_or(500)).unwrap_or(500),
-            body: text(&old, "responseBody").unwrap_or_default().to_owned(),
-            location: text(&old, "responseLocation").map(str::to_owned),
-        }))
+        Ok(ClaimOutcome::Completed(stored_response(&old)))
     }
 
     async fn complete(&self, c: &super::IdempotencyCompletion) -> Result<(), StoreError> {
@@ -926,6 +922,33 @@ impl super::IdempotencyStore for DynamoStore {
             }
             Err(err) => Err(classify(err)),
         }
+    }
+
+    async fn recorded(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        body_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<super::StoredResponse>, StoreError> {
+        let (pk, sk) = keys::idempotency(tenant, key);
+        let Some(item) = self.get_consistent((&pk, sk)).await? else {
+            return Ok(None);
+        };
+        // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`.
+        let live = number(&item, "expiresAt").is_some_and(|at| at > now.timestamp());
+        let same = text(&item, "bodyHash") == Some(body_hash);
+        let completed = text(&item, "status") == Some(COMPLETED);
+        Ok((live && same && completed).then(|| stored_response(&item)))
+    }
+}
+
+/// The response a completed idempotency record holds.
+fn stored_response(item: &Item) -> super::StoredResponse {
+    super::StoredResponse {
+        status: u16::try_from(number(item, "responseStatus").unwrap_or(500)).unwrap_or(500),
+        body: text(item, "responseBody").unwrap_or_default().to_owned(),
+        location: text(item, "responseLocation").map(str::to_owned),
     }
 }
 

@@ -228,4 +228,21 @@ impl IdempotencyStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn recorded(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        body_hash: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let records = self
+            .idempotency
+            .lock()
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        Ok(records
+            .get(&(tenant.clone(), key.to_owned()))
+            .filter(|(hash, _, _)| hash == body_hash)
+            .and_then(|(_, _, response)| response.clone()))
+    }
 }

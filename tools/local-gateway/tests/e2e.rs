@@ -13,7 +13,7 @@ mod faults;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use support::{Stack, contract_body};
+use support::{Stack, contract_body, demo_hierarchy};
 
 #[tokio::test]
 async fn the_contract_example_registers_a_customer_with_one_customer_and_one_email_item() {
@@ -943,4 +943,53 @@ async fn a_conflict_is_replayed_and_an_expired_record_runs_the_request_again() {
         fresh.headers.get("idempotent-replayed").is_none(),
         "run again, not replayed"
     );
+}
+
+#[tokio::test]
+async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "replay-after-change@example.com");
+    let first = stack.register_with_key(&tenant, "key-6", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+
+    // The tenant drops the request's category; a fresh function (nothing cached) sees that.
+    let mut hierarchy = demo_hierarchy(&tenant);
+    hierarchy.categories.remove("MEDIUM_RISK_INDIVIDUAL");
+    hierarchy.default_category_id = Some("LOW_RISK_INDIVIDUAL".into());
+    stack.put_hierarchy(&hierarchy).await;
+    let fresh = Stack::start().await;
+    let unkeyed = fresh
+        .register(&tenant, &contract_body(&tenant, "other@example.com"))
+        .await;
+    assert_eq!(unkeyed.status, 400);
+    assert_eq!(unkeyed.body["data"]["error"], "CATEGORY_NOT_FOUND");
+
+    let again = fresh.register_with_key(&tenant, "key-6", &body).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.body, first.body, "the original body again");
+    assert_eq!(again.headers.get("location"), first.headers.get("location"));
+
+    // Another key, or the same key with another body, is refused as any request is.
+    let other_key = fresh.register_with_key(&tenant, "key-7", &body).await;
+    assert_eq!(other_key.status, 400);
+    assert_eq!(other_key.body["data"]["error"], "CATEGORY_NOT_FOUND");
+    let other_body = contract_body(&tenant, "someone-else@example.com");
+    let reused = fresh.register_with_key(&tenant, "key-6", &other_body).await;
+    assert_eq!(reused.status, 400);
+    assert_eq!(reused.body["data"]["error"], "CATEGORY_NOT_FOUND");
+    // A day later the record has expired (whether or not TTL has deleted it): no replay.
+    fresh.advance(86_400);
+    let late = fresh.register_with_key(&tenant, "key-6", &body).await;
+    assert_eq!(late.status, 400, "{}", late.body);
+    assert!(late.headers.get("idempotent-replayed").is_none());
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
+    assert_eq!(
+        items.iter().filter(|i| i["SK"] == "IDEMPOTENCY").count(),
+        1,
+        "the refusals left no record"
+    );
+    assert_eq!(fresh.mail().len(), 0, "nothing sent by the replay");
 }

@@ -157,16 +157,14 @@ impl Stack {
     /// A fresh tenant holding the first demo tenant's hierarchy.
     pub async fn tenant_with_demo_hierarchy(&self) -> String {
         let tenant = format!("t-{}", uuid::Uuid::new_v4().simple());
-        let mut hierarchy = admin::parse_hierarchies(include_str!(
-            "../../../../../shared/spec/demo-hierarchy.json"
-        ))
-        .unwrap()
-        .remove(0);
-        hierarchy.tenant_id = shared::domain::TenantId::parse(&tenant).unwrap();
-        admin::put_hierarchy(&self.store, &hierarchy)
+        self.put_hierarchy(&demo_hierarchy(&tenant)).await;
+        tenant
+    }
+
+    pub async fn put_hierarchy(&self, hierarchy: &shared::categorization::Hierarchy) {
+        admin::put_hierarchy(&self.store, hierarchy)
             .await
             .expect("put hierarchy");
-        tenant
     }
 
     pub fn token(&self, tenant: &str, scopes: Option<&[&str]>) -> String {
@@ -344,6 +342,17 @@ impl Stack {
 }
 
 /// The contract's §3.1 example body for `tenant`, with `email`.
+/// The first demo tenant's hierarchy, as `tenant`'s.
+pub fn demo_hierarchy(tenant: &str) -> shared::categorization::Hierarchy {
+    let mut hierarchy = admin::parse_hierarchies(include_str!(
+        "../../../../../shared/spec/demo-hierarchy.json"
+    ))
+    .unwrap()
+    .remove(0);
+    hierarchy.tenant_id = shared::domain::TenantId::parse(tenant).unwrap();
+    hierarchy
+}
+
 pub fn contract_body(tenant: &str, email: &str) -> Value {
     json!({
         "firstName": "Marcus", "lastName": "Jensen",
