@@ -1,7 +1,9 @@
 //! Logging (CONVENTIONS §7): JSON lines with the request's ids, never personal data. The level
 //! follows Lambda's log controls (`AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`, else `info`.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Installs the JSON subscriber once; later calls are no-ops (tests call it freely).
 pub fn init() {
@@ -13,21 +15,58 @@ pub fn init() {
 
 /// Crates whose debug/trace output would carry request bodies or DynamoDB items (personal
 /// data, hashes): held at `warn` whatever level is asked for.
-const QUIET: &str = "lambda_runtime=warn,lambda_http=warn,aws_smithy_runtime=warn,\
-aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,aws_sdk_dynamodb=warn,aws_sdk_sesv2=warn,\
-aws_config=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn,tower=warn";
+const QUIET: [&str; 14] = [
+    "lambda_runtime",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sdk_dynamodb",
+    "aws_sdk_sesv2",
+    "aws_config",
+    "aws_runtime",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tower",
+];
+
+/// `level` is a level (Lambda's `TRACE` … `FATAL`, any case) or `RUST_LOG`-style
+/// `target=level` directives; unreadable, it is `info`. The `QUIET` crates never log below
+/// `warn`, nor below the level asked for. (`Targets` rather than `EnvFilter`: the same
+/// directives without span and field filters, so no regex engine in the binaries.)
+fn filter(level: &str) -> Targets {
+    let level = match level.to_ascii_lowercase().as_str() {
+        "fatal" => "error".to_owned(),
+        other => other.to_owned(),
+    };
+    // `Targets` would take a lone unknown word for a target name: each part must be a level
+    // or `target=level`.
+    let readable = level.split(',').all(|part| match part.split_once('=') {
+        Some((target, level)) => {
+            !target.is_empty() && !level.is_empty() && level.parse::<LevelFilter>().is_ok()
+        }
+        None => !part.is_empty() && part.parse::<LevelFilter>().is_ok(),
+    });
+    let asked = readable
+        .then(|| level.parse::<Targets>().ok())
+        .flatten()
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let quiet = asked
+        .default_level()
+        .unwrap_or(LevelFilter::WARN)
+        .min(LevelFilter::WARN);
+    asked.with_targets(QUIET.map(|target| (target, quiet)))
+}
 
 /// The same subscriber writing elsewhere (the tests capture every line to check privacy).
 pub fn init_with_writer<W>(writer: W, level: &str)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let level = level.to_lowercase();
-    let filter = EnvFilter::try_new(format!("{level},{QUIET}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET}")));
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
@@ -35,6 +74,8 @@ where
         .without_time()
         .with_ansi(false)
         .with_writer(writer)
+        .finish()
+        .with(filter(level))
         .try_init();
 }
 
@@ -76,6 +117,43 @@ pub mod emf {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_filter_follows_the_asked_level_and_keeps_quiet_crates_at_warn_at_most() {
+        use Level as L;
+        // (asked, target, level, enabled)
+        let cases = [
+            ("info", "shared::api", L::INFO, true),
+            ("info", "shared::api", L::DEBUG, false),
+            ("INFO", "aws_config::loader", L::INFO, false),
+            ("info", "aws_config::loader", L::WARN, true),
+            ("debug", "registration", L::DEBUG, true),
+            ("debug", "hyper_util::client", L::DEBUG, false),
+            ("trace", "aws_smithy_runtime", L::INFO, false),
+            ("error", "shared", L::WARN, false),
+            ("error", "aws_config", L::WARN, false),
+            ("ERROR", "aws_config", L::ERROR, true),
+            ("FATAL", "shared", L::ERROR, true),
+            ("FATAL", "shared", L::WARN, false),
+            ("no such level!", "shared", L::INFO, true),
+            ("no such level!", "shared", L::DEBUG, false),
+            ("shared=loud", "shared", L::INFO, true),
+            ("", "shared", L::INFO, true),
+            ("shared=debug,hyper=trace", "shared::store", L::DEBUG, true),
+            ("shared=debug,hyper=trace", "hyper", L::INFO, false),
+            ("shared=debug,hyper=trace", "hyper", L::WARN, true),
+            ("shared=debug,hyper=trace", "activation", L::ERROR, false),
+        ];
+        for (asked, target, level, enabled) in cases {
+            assert_eq!(
+                super::filter(asked).would_enable(target, &level),
+                enabled,
+                "asked {asked:?}: {target} at {level}"
+            );
+        }
+    }
+
     #[test]
     fn an_invocation_flushes_one_emf_document_with_its_business_metrics() {
         let collector = super::emf::init("registration").expect("first recorder in this binary");
