@@ -1,16 +1,39 @@
-//! Logging (CONVENTIONS §7): JSON lines with the request's ids, never personal data. The level
-//! follows Lambda's log controls (`AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`, else `info`.
+//! Logging (CONVENTIONS §7): lines with the request's ids, never personal data, following
+//! Lambda's log controls: JSON unless `AWS_LAMBDA_LOG_FORMAT` is `Text`; the level from
+//! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`.
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// Installs the JSON subscriber once; later calls are no-ops (tests call it freely).
+/// Installs the subscriber once; later calls are no-ops (tests call it freely).
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    init_with_writer(std::io::stdout, &level);
+    let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
+    let _ = subscriber(std::io::stdout, &level, Format::from_env_value(&format)).try_init();
+}
+
+/// The line format Lambda's `LoggingConfig.LogFormat` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line with `timestamp` (RFC 3339) and `level`: Lambda filters JSON
+    /// application logs by `level`, but takes a line without a valid `timestamp` for `INFO`.
+    Json,
+    /// Plain lines (CloudWatch adds the time).
+    Text,
+}
+
+impl Format {
+    /// `AWS_LAMBDA_LOG_FORMAT`: `Text` (any case) is text; anything else, or nothing, JSON.
+    pub fn from_env_value(value: &str) -> Self {
+        if value.eq_ignore_ascii_case("text") {
+            Format::Text
+        } else {
+            Format::Json
+        }
+    }
 }
 
 /// Crates whose debug/trace output would carry request bodies or DynamoDB items (personal
@@ -60,23 +83,38 @@ fn filter(level: &str) -> Targets {
     asked.with_targets(QUIET.map(|target| (target, quiet)))
 }
 
-/// The same subscriber writing elsewhere (the tests capture every line to check privacy).
+/// The JSON subscriber writing elsewhere (the tests capture every line to check privacy).
 pub fn init_with_writer<W>(writer: W, level: &str)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+    let _ = subscriber(writer, level, Format::Json).try_init();
+}
+
+fn subscriber<W>(
+    writer: W,
+    level: &str,
+    format: Format,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
         .with_target(false)
-        .without_time()
         .with_ansi(false)
-        .with_writer(writer)
-        .finish()
-        .with(filter(level))
-        .try_init();
+        .with_writer(writer);
+    let lines: Box<dyn tracing::Subscriber + Send + Sync> = match format {
+        Format::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+        Format::Text => Box::new(builder.without_time().finish()),
+    };
+    lines.with(filter(level))
 }
 
 /// CloudWatch Embedded Metric Format: the handlers record with the `metrics` macros (no-ops
@@ -117,7 +155,71 @@ pub mod emf {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use tracing::Level;
+
+    use super::Format;
+
+    /// Lines written by a subscriber, for inspection.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: Format, level: &str) -> String {
+        let lines = Lines::default();
+        let out = lines.clone();
+        let subscriber = super::subscriber(move || out.clone(), level, format);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                request_id = "req-1",
+                outcome = "SERVICE_UNAVAILABLE",
+                "answered"
+            );
+            tracing::debug!("not at info");
+        });
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_lines_carry_the_level_and_an_rfc3339_timestamp_lambda_can_filter_on() {
+        let text = logged(Format::Json, "info");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["request_id"], "req-1");
+        assert_eq!(lines[0]["message"], "answered");
+        let timestamp = lines[0]["timestamp"].as_str().expect("a timestamp");
+        chrono::DateTime::parse_from_rfc3339(timestamp).expect("RFC 3339");
+    }
+
+    #[test]
+    fn text_lines_when_lambda_asks_for_text() {
+        assert_eq!(Format::from_env_value("Text"), Format::Text);
+        assert_eq!(Format::from_env_value("JSON"), Format::Json);
+        assert_eq!(Format::from_env_value(""), Format::Json);
+        let text = logged(Format::Text, "info");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line = text.lines().next().unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_err(),
+            "{line}"
+        );
+        assert!(line.contains("WARN") && line.contains("answered"), "{line}");
+        assert!(line.contains("request_id=\"req-1\""), "{line}");
+    }
 
     #[test]
     fn the_filter_follows_the_asked_level_and_keeps_quiet_crates_at_warn_at_most() {
