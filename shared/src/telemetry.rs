@@ -56,7 +56,8 @@ const QUIET: [&str; 14] = [
 ];
 
 /// `level` is a level (Lambda's `TRACE` … `FATAL`, any case) or `RUST_LOG`-style
-/// `target=level` directives; unreadable, it is `info`. The `QUIET` crates never log below
+/// `target=level` directives (targets not named get `info` unless a bare level is given);
+/// unreadable, it is `info`. The `QUIET` crates, and every target under them, never log below
 /// `warn`, nor below the level asked for. (`Targets` rather than `EnvFilter`: the same
 /// directives without span and field filters, so no regex engine in the binaries.)
 fn filter(level: &str) -> Targets {
@@ -75,12 +76,24 @@ fn filter(level: &str) -> Targets {
     let asked = readable
         .then(|| level.parse::<Targets>().ok())
         .flatten()
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
-    let quiet = asked
-        .default_level()
-        .unwrap_or(LevelFilter::WARN)
-        .min(LevelFilter::WARN);
-    asked.with_targets(QUIET.map(|target| (target, quiet)))
+        .unwrap_or_default();
+    let default = asked.default_level().unwrap_or(LevelFilter::INFO);
+    let quiet = default.min(LevelFilter::WARN);
+    let is_quiet = |target: &str| QUIET.iter().any(|q| target.starts_with(q));
+    // A directive for a target inside a quiet crate (`hyper_util::client=debug`) would be more
+    // specific than the crate's cap and win: such directives are capped too.
+    let directives = asked.iter().map(|(target, level)| {
+        let level = if is_quiet(target) {
+            level.min(quiet)
+        } else {
+            level
+        };
+        (target.to_owned(), level)
+    });
+    Targets::new()
+        .with_default(default)
+        .with_targets(directives.collect::<Vec<_>>())
+        .with_targets(QUIET.map(|target| (target.to_owned(), quiet)))
 }
 
 /// The JSON subscriber writing elsewhere (the tests capture every line to check privacy).
@@ -99,7 +112,10 @@ fn subscriber<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    // The builder's own level filter (INFO by default) would sit under `filter` and hide
+    // DEBUG and TRACE: open it fully and let `filter` decide.
     let builder = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
         .with_target(false)
         .with_ansi(false)
         .with_writer(writer);
@@ -185,9 +201,24 @@ mod tests {
                 outcome = "SERVICE_UNAVAILABLE",
                 "answered"
             );
-            tracing::debug!("not at info");
+            tracing::debug!("a debug line");
+            tracing::debug!(target: "hyper_util::client", "a quiet crate's debug line");
         });
         String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_installed_subscriber_lets_through_what_the_filter_allows_and_no_more() {
+        for format in [Format::Json, Format::Text] {
+            let info = logged(format, "info");
+            assert_eq!(info.lines().count(), 1, "{info}");
+            let debug = logged(format, "debug");
+            assert_eq!(debug.lines().count(), 2, "{debug}");
+            assert!(debug.contains("a debug line"), "{debug}");
+            assert!(!debug.contains("quiet crate"), "{debug}");
+            let trace = logged(format, "trace,hyper_util::client=trace");
+            assert!(!trace.contains("quiet crate"), "{trace}");
+        }
     }
 
     #[test]
@@ -245,7 +276,32 @@ mod tests {
             ("shared=debug,hyper=trace", "shared::store", L::DEBUG, true),
             ("shared=debug,hyper=trace", "hyper", L::INFO, false),
             ("shared=debug,hyper=trace", "hyper", L::WARN, true),
-            ("shared=debug,hyper=trace", "activation", L::ERROR, false),
+            ("shared=debug,hyper=trace", "activation", L::INFO, true),
+            ("shared=debug,hyper=trace", "activation", L::DEBUG, false),
+            (
+                "hyper_util::client=debug",
+                "hyper_util::client::pool",
+                L::DEBUG,
+                false,
+            ),
+            (
+                "hyper_util::client=debug",
+                "hyper_util::client::pool",
+                L::WARN,
+                true,
+            ),
+            (
+                "aws_smithy_runtime::client=trace",
+                "aws_smithy_runtime::client",
+                L::INFO,
+                false,
+            ),
+            (
+                "error,aws_smithy_runtime::client=trace",
+                "aws_smithy_runtime::client",
+                L::WARN,
+                false,
+            ),
         ];
         for (asked, target, level, enabled) in cases {
             assert_eq!(
