@@ -7,7 +7,9 @@
 //! (`/sys/kernel/mm/transparent_hugepage/enabled` is `always` or `madvise`) even the first hash
 //! of a process faults ten 2 MiB pages instead, so a cold start hashes about as fast as a warm
 //! function; where it does not, the advice is ignored and only the reuse remains.
-//! After every hash the memory is zeroed: nothing derived from a password outlives its hash.
+//! After every hash the memory is zeroed, so its 19 MiB of password-derived blocks do not
+//! outlive the hash (as freed heap memory would); `argon2`'s own small stack temporaries are
+//! not covered.
 
 use std::io;
 use std::ptr::NonNull;

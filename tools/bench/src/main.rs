@@ -473,11 +473,18 @@ impl Bench {
     /// samples than the cold runs (which each cost invocations and moto time) give.
     async fn init_samples(&self, names: &[&'static str]) -> anyhow::Result<Vec<Vec<f64>>> {
         let samples = self.options.init_samples;
-        let mut out = vec![Vec::with_capacity(samples); names.len()];
+        let mut out: Vec<Vec<f64>> = names.iter().map(|_| Vec::with_capacity(samples)).collect();
         for round in 0..samples {
             for k in 0..names.len() {
                 let i = (k + round) % names.len();
-                let function = self.spawn(names[i]).await?;
+                // One failed start (a timeout on a busy machine) is redone once, as cold runs are.
+                let function = match self.spawn(names[i]).await {
+                    Ok(function) => function,
+                    Err(e) => {
+                        eprintln!("bench: {}: init sample redone ({e:#})", names[i]);
+                        self.spawn(names[i]).await?
+                    }
+                };
                 out[i].push(ms(function.init));
                 function.stop().await;
             }
