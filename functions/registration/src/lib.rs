@@ -48,6 +48,14 @@ pub struct Registration {
     clock: Arc<dyn Clock>,
 }
 
+/// A registration that passed every check: fields, then categorization (and, on a hierarchy
+/// cache miss, the password's hash, computed while the hierarchy loaded).
+struct Checked {
+    registration: NewRegistration,
+    categorization: shared::categorization::ResolvedCategorization,
+    early_hash: Option<shared::password::Hashed>,
+}
+
 /// Whether the activation e-mail went out (§3.4 step 6).
 fn delivery_status(sent: bool) -> &'static str {
     if sent { "SENT" } else { "FAILED" }
@@ -112,25 +120,28 @@ impl Registration {
         let bytes = json_bytes(req)?;
         let body: RegistrationRequest = parse_json(bytes)?;
         let now = self.clock.now();
-        let (registration, categorization, early_hash) =
-            match self.check(body, &caller.tenant, now).await {
-                Ok(checked) => checked,
-                Err(refusal) => {
-                    // §3.6: a retry of a request that was answered gets that answer again,
-                    // even when what requests are checked against has changed since (the
-                    // tenant's hierarchy, a configured rule). Asked only on this path, so a
-                    // request that passes its checks pays no extra read.
-                    if let Some(key) = &idempotency_key
-                        && refusal.status().is_client_error()
-                        && let Some(answer) = self
-                            .recorded_answer(&caller.tenant, key, bytes, now, request_id)
-                            .await
-                    {
-                        return Ok(answer);
-                    }
-                    return Err(refusal);
+        let Checked {
+            registration,
+            categorization,
+            early_hash,
+        } = match self.check(body, &caller.tenant, now).await {
+            Ok(checked) => checked,
+            Err(refusal) => {
+                // §3.6: a retry of a request that was answered gets that answer again,
+                // even when what requests are checked against has changed since (the
+                // tenant's hierarchy, a configured rule). Asked only on this path, so a
+                // request that passes its checks pays no extra read.
+                if let Some(key) = &idempotency_key
+                    && refusal.status().is_client_error()
+                    && let Some(answer) = self
+                        .recorded_answer(&caller.tenant, key, bytes, now, request_id)
+                        .await
+                {
+                    return Ok(answer);
                 }
-            };
+                return Err(refusal);
+            }
+        };
 
         // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6).
         let claim = match idempotency_key {
@@ -187,14 +198,7 @@ impl Registration {
         body: RegistrationRequest,
         tenant: &TenantId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<
-        (
-            NewRegistration,
-            shared::categorization::ResolvedCategorization,
-            Option<shared::password::Hashed>,
-        ),
-        ApiError,
-    > {
+    ) -> Result<Checked, ApiError> {
         let registration = validate(
             body,
             &ValidationContext {
@@ -219,7 +223,11 @@ impl Registration {
             }
         };
         let categorization = resolve(hierarchy.as_deref(), &registration.categorization)?;
-        Ok((registration, categorization, early_hash))
+        Ok(Checked {
+            registration,
+            categorization,
+            early_hash,
+        })
     }
 
     /// The recorded answer to this key and body, if there is one to replay.
