@@ -17,7 +17,7 @@ pub fn init() {
 
 /// The line format Lambda's `LoggingConfig.LogFormat` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+enum Format {
     /// One JSON object per line with `timestamp` (RFC 3339) and `level`: Lambda filters JSON
     /// application logs by `level`, but takes a line without a valid `timestamp` for `INFO`.
     Json,
@@ -27,7 +27,7 @@ pub enum Format {
 
 impl Format {
     /// `AWS_LAMBDA_LOG_FORMAT`: `Text` (any case) is text; anything else, or nothing, JSON.
-    pub fn from_env_value(value: &str) -> Self {
+    fn from_env_value(value: &str) -> Self {
         if value.eq_ignore_ascii_case("text") {
             Format::Text
         } else {
@@ -55,45 +55,46 @@ const QUIET: [&str; 14] = [
     "tower",
 ];
 
-/// `level` is a level (Lambda's `TRACE` … `FATAL`, any case) or `RUST_LOG`-style
+/// `asked` is a level (Lambda's `TRACE` … `FATAL`, any case) or `RUST_LOG`-style
 /// `target=level` directives (targets not named get `info` unless a bare level is given);
 /// unreadable, it is `info`. The `QUIET` crates, and every target under them, never log below
 /// `warn`, nor below the level asked for. (`Targets` rather than `EnvFilter`: the same
 /// directives without span and field filters, so no regex engine in the binaries.)
-fn filter(level: &str) -> Targets {
-    let level = match level.to_ascii_lowercase().as_str() {
-        "fatal" => "error".to_owned(),
-        other => other.to_owned(),
+fn filter(asked: &str) -> Targets {
+    let asked = asked.to_ascii_lowercase();
+    // `LevelFilter` would read "" as `error`: each level must be written out.
+    let level = |text: &str| match text {
+        "" => None,
+        "fatal" => Some(LevelFilter::ERROR),
+        text => text.parse::<LevelFilter>().ok(),
     };
-    // `Targets` would take a lone unknown word for a target name: each part must be a level
-    // or `target=level`.
-    let readable = level.split(',').all(|part| match part.split_once('=') {
-        Some((target, level)) => {
-            !target.is_empty() && !level.is_empty() && level.parse::<LevelFilter>().is_ok()
+    let mut default = None;
+    let mut directives = Vec::new();
+    for part in asked.split(',') {
+        match part.split_once('=') {
+            None => match level(part) {
+                Some(level) => default = Some(level),
+                None => return filter("info"),
+            },
+            Some((target, text)) => match level(text) {
+                Some(level) if !target.is_empty() => directives.push((target.to_owned(), level)),
+                _ => return filter("info"),
+            },
         }
-        None => !part.is_empty() && part.parse::<LevelFilter>().is_ok(),
-    });
-    let asked = readable
-        .then(|| level.parse::<Targets>().ok())
-        .flatten()
-        .unwrap_or_default();
-    let default = asked.default_level().unwrap_or(LevelFilter::INFO);
+    }
+    let default = default.unwrap_or(LevelFilter::INFO);
     let quiet = default.min(LevelFilter::WARN);
-    let is_quiet = |target: &str| QUIET.iter().any(|q| target.starts_with(q));
     // A directive for a target inside a quiet crate (`hyper_util::client=debug`) would be more
     // specific than the crate's cap and win: such directives are capped too.
-    let directives = asked.iter().map(|(target, level)| {
-        let level = if is_quiet(target) {
-            level.min(quiet)
-        } else {
-            level
-        };
-        (target.to_owned(), level)
-    });
+    for (target, level) in &mut directives {
+        if QUIET.iter().any(|q| target.starts_with(q)) {
+            *level = (*level).min(quiet);
+        }
+    }
     Targets::new()
         .with_default(default)
-        .with_targets(directives.collect::<Vec<_>>())
-        .with_targets(QUIET.map(|target| (target.to_owned(), quiet)))
+        .with_targets(directives)
+        .with_targets(QUIET.map(|target| (target, quiet)))
 }
 
 /// The JSON subscriber writing elsewhere (the tests capture every line to check privacy).
@@ -272,6 +273,9 @@ mod tests {
             ("no such level!", "shared", L::INFO, true),
             ("no such level!", "shared", L::DEBUG, false),
             ("shared=loud", "shared", L::INFO, true),
+            ("=debug", "shared", L::DEBUG, false),
+            ("shared=FATAL", "shared", L::ERROR, true),
+            ("shared=FATAL", "shared", L::WARN, false),
             ("", "shared", L::INFO, true),
             ("shared=debug,hyper=trace", "shared::store", L::DEBUG, true),
             ("shared=debug,hyper=trace", "hyper", L::INFO, false),

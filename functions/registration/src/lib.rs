@@ -166,8 +166,7 @@ impl Registration {
                     ClaimOutcome::InProgress => return Err(ApiError::RequestInProgress),
                     ClaimOutcome::Reused => return Err(ApiError::IdempotencyKeyReused),
                     ClaimOutcome::Completed(stored) => {
-                        tracing::info!(request_id, tenant_id = %caller.tenant, "idempotent replay");
-                        return Ok(replay(stored, request_id));
+                        return Ok(replay(stored, &caller.tenant, request_id));
                     }
                 }
             }
@@ -245,11 +244,7 @@ impl Registration {
             .recorded(tenant, key, &body_hash, now)
             .await
         {
-            Ok(stored) => {
-                let stored = stored?;
-                tracing::info!(request_id, tenant_id = %tenant, "idempotent replay");
-                Some(replay(stored, request_id))
-            }
+            Ok(stored) => Some(replay(stored?, tenant, request_id)),
             Err(e) => {
                 tracing::warn!(request_id, error = %e, "could not read the idempotency record");
                 None
@@ -394,7 +389,8 @@ impl Registration {
 }
 
 /// The stored response again, marked as a replay.
-fn replay(stored: StoredResponse, request_id: &str) -> Response<Body> {
+fn replay(stored: StoredResponse, tenant: &TenantId, request_id: &str) -> Response<Body> {
+    tracing::info!(request_id, tenant_id = %tenant, "idempotent replay");
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut headers = vec![("idempotent-replayed", "true".to_owned())];
     if let Some(location) = stored.location {

@@ -866,13 +866,7 @@ impl super::IdempotencyStore for DynamoStore {
         let Some(old) = old else {
             return Ok(ClaimOutcome::InProgress);
         };
-        if text(&old, "bodyHash") != Some(c.body_hash.as_str()) {
-            return Ok(ClaimOutcome::Reused);
-        }
-        if text(&old, "status") != Some(COMPLETED) {
-            return Ok(ClaimOutcome::InProgress);
-        }
-        Ok(ClaimOutcome::Completed(stored_response(&old)))
+        Ok(record_outcome(&old, &c.body_hash))
     }
 
     async fn complete(&self, c: &super::IdempotencyCompletion) -> Result<(), StoreError> {
@@ -936,20 +930,30 @@ impl super::IdempotencyStore for DynamoStore {
             return Ok(None);
         };
         // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`.
-        let live = number(&item, "expiresAt").is_some_and(|at| at > now.timestamp());
-        let same = text(&item, "bodyHash") == Some(body_hash);
-        let completed = text(&item, "status") == Some(COMPLETED);
-        Ok((live && same && completed).then(|| stored_response(&item)))
+        if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp()) {
+            return Ok(None);
+        }
+        match record_outcome(&item, body_hash) {
+            super::ClaimOutcome::Completed(response) => Ok(Some(response)),
+            _ => Ok(None),
+        }
     }
 }
 
-/// The response a completed idempotency record holds.
-fn stored_response(item: &Item) -> super::StoredResponse {
-    super::StoredResponse {
-        status: u16::try_from(number(item, "responseStatus").unwrap_or(500)).unwrap_or(500),
-        body: text(item, "responseBody").unwrap_or_default().to_owned(),
-        location: text(item, "responseLocation").map(str::to_owned),
+/// What a live idempotency record means for a request with `body_hash`.
+fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
+    use super::ClaimOutcome;
+    if text(record, "bodyHash") != Some(body_hash) {
+        return ClaimOutcome::Reused;
     }
+    if text(record, "status") != Some(COMPLETED) {
+        return ClaimOutcome::InProgress;
+    }
+    ClaimOutcome::Completed(super::StoredResponse {
+        status: u16::try_from(number(record, "responseStatus").unwrap_or(500)).unwrap_or(500),
+        body: text(record, "responseBody").unwrap_or_default().to_owned(),
+        location: text(record, "responseLocation").map(str::to_owned),
+    })
 }
 
 #[cfg(test)]
