@@ -5,7 +5,6 @@
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::domain::TenantId;
 
@@ -78,18 +77,6 @@ impl CodeHasher {
         mac.update(code.expose().as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
-
-    /// Constant-time check of a code against a stored hash.
-    pub fn verify(
-        &self,
-        tenant: &TenantId,
-        customer_id: &str,
-        code: &ActivationCode,
-        stored: &str,
-    ) -> bool {
-        let computed = self.hash(tenant, customer_id, code);
-        computed.as_bytes().ct_eq(stored.as_bytes()).into()
-    }
 }
 
 #[cfg(test)]
@@ -141,12 +128,13 @@ mod tests {
         let h = hasher().hash(&t1, "c1", &code);
         assert_eq!(h.len(), 64);
         assert!(!h.contains("12345678"));
-        assert!(hasher().verify(&t1, "c1", &code, &h));
-        assert!(!hasher().verify(&t2, "c1", &code, &h));
-        assert!(!hasher().verify(&t1, "c2", &code, &h));
-        assert!(!hasher().verify(&t1, "c1", &ActivationCode::parse("12345679").unwrap(), &h));
+        assert_eq!(hasher().hash(&t1, "c1", &code), h);
+        assert_ne!(hasher().hash(&t2, "c1", &code), h);
+        assert_ne!(hasher().hash(&t1, "c2", &code), h);
+        let other = ActivationCode::parse("12345679").unwrap();
+        assert_ne!(hasher().hash(&t1, "c1", &other), h);
         let other_key = CodeHasher::new(SecretString::from("x".repeat(32)));
-        assert!(!other_key.verify(&t1, "c1", &code, &h));
+        assert_ne!(other_key.hash(&t1, "c1", &code), h);
     }
 
     #[test]

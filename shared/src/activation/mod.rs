@@ -7,6 +7,7 @@ pub mod rules;
 pub mod settings;
 
 use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
 
 use crate::api::client_context::ClientContext;
 use crate::domain::TenantId;
@@ -31,6 +32,16 @@ pub struct ActivationAttempt {
     pub now: DateTime<Utc>,
     pub context: ClientContext,
     pub max_attempts: u32,
+}
+
+impl ActivationAttempt {
+    /// Whether this attempt names the customer's user and carries its current code, judged
+    /// against the stored attributes once the attempt has been counted (§4.1). The code hashes
+    /// are compared in constant time; `userId` is the user's id or its e-mail, any case.
+    pub fn matches(&self, code_hash: &str, user_id: &str, email_normalized: &str) -> bool {
+        let code: bool = self.code_hash.as_bytes().ct_eq(code_hash.as_bytes()).into();
+        code & names_user(&self.user_id, user_id, email_normalized)
+    }
 }
 
 /// What an attempt came to.
@@ -59,7 +70,66 @@ pub struct ActivationState {
 impl ActivationState {
     /// Whether `user_id` (an id or an e-mail, any case) names this customer's user.
     pub fn is_user(&self, user_id: &str) -> bool {
-        let given = user_id.trim();
-        given == self.user_id || given.to_lowercase() == self.email_normalized
+        names_user(user_id, &self.user_id, &self.email_normalized)
+    }
+}
+
+/// Whether `given` (an id or an e-mail, any case) names the user with this id and e-mail.
+fn names_user(given: &str, user_id: &str, email_normalized: &str) -> bool {
+    let given = given.trim();
+    !given.is_empty() && (given == user_id || given.to_lowercase() == email_normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(code_hash: &str, user_id: &str) -> ActivationAttempt {
+        ActivationAttempt {
+            tenant: TenantId::parse("tenant_a").unwrap(),
+            customer_id: "c-1".into(),
+            code_hash: code_hash.into(),
+            user_id: user_id.into(),
+            now: Utc::now(),
+            context: ClientContext {
+                forwarded_from: "web".into(),
+                platform: "WEB".into(),
+                device_id: "d".into(),
+                user_agent: "ua".into(),
+                ip: None,
+                source_ip: None,
+            },
+            max_attempts: rules::MAX_ATTEMPTS,
+        }
+    }
+
+    #[test]
+    fn an_attempt_matches_only_the_current_code_and_this_customers_user() {
+        let (hash, user, email) = ("ab12", "u-1", "jane@example.com");
+        let cases = [
+            ("ab12", "u-1", true),
+            ("ab12", " u-1 ", true),
+            ("ab12", "jane@example.com", true),
+            ("ab12", "Jane@Example.COM", true),
+            ("ab13", "u-1", false),
+            ("ab1", "u-1", false),
+            ("ab123", "u-1", false),
+            ("", "u-1", false),
+            ("AB12", "u-1", false),
+            ("ab12", "u-2", false),
+            ("ab12", "U-1", false),
+            ("ab12", "john@example.com", false),
+            ("ab12", "", false),
+            ("ab12", "   ", false),
+        ];
+        for (given_hash, given_user, expected) in cases {
+            assert_eq!(
+                attempt(given_hash, given_user).matches(hash, user, email),
+                expected,
+                "{given_hash:?} {given_user:?}"
+            );
+        }
+        // An item without an e-mail never matches an empty userId.
+        assert!(!attempt("ab12", "").matches("ab12", "u-1", ""));
     }
 }

@@ -599,7 +599,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Why an attempt cannot succeed, from the item as it was (`None`: the code was wrong).
+    /// Why an attempt could not be counted, from the item as it was (`None`: no reason in it).
     fn refusal(old: Option<&Item>, now: i64, max: u32) -> Option<ActivationOutcome> {
         let Some(old) = old else {
             return Some(ActivationOutcome::NotFound);
@@ -628,13 +628,53 @@ impl DynamoStore {
     ) -> Result<ActivationOutcome, StoreError> {
         let (pk, sk) = keys::customer(&a.tenant, &a.customer_id);
         let now = a.now.timestamp();
+        // 1. Count the attempt before judging it (§4.1). A failed condition writes nothing, so
+        //    a write that judged the code first could not count a wrong one: parallel guesses
+        //    would each be judged before any was counted.
+        let count = self
+            .update_item(&pk, sk)
+            .condition_expression(
+                "customerStatus = :pending AND codeExpiresAt > :now AND codeAttempts < :max",
+            )
+            .update_expression("SET codeAttempts = codeAttempts + :one")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":max", n(a.max_attempts))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew);
+        let counted = match self.conditional_update(count, (&pk, sk)).await? {
+            Update::Done(item) => item,
+            Update::ConditionFailed(old) => {
+                return Self::refusal(old.as_ref(), now, a.max_attempts).ok_or_else(|| {
+                    StoreError::Unexpected(anyhow::anyhow!(
+                        "activation attempt refused for no known reason"
+                    ))
+                });
+            }
+        };
+        // 2. Judge it against the code the counted attempt belongs to.
+        let code_hash = text(&counted, "codeHash").unwrap_or_default().to_owned();
+        let right = a.matches(
+            &code_hash,
+            &user_id_of(&counted).unwrap_or_default(),
+            text(&counted, "emailNormalized").unwrap_or_default(),
+        );
+        if !right {
+            return Ok(ActivationOutcome::Invalid {
+                attempts_remaining: remaining(
+                    a.max_attempts,
+                    number(&counted, "codeAttempts").unwrap_or(i64::from(a.max_attempts)),
+                ),
+            });
+        }
+        // 3. The one conditional switch to active (§4.2). This attempt is already counted, so
+        //    "attempts left" means at most the limit used.
         let context = to_item(&a.context)?;
         let activate = self
             .update_item(&pk, sk)
             .condition_expression(
-                "attribute_exists(PK) AND customerStatus = :pending AND codeHash = :hash \
-                 AND codeExpiresAt > :now AND codeAttempts < :max \
-                 AND (#user.#id = :uid OR emailNormalized = :uidLower)",
+                "customerStatus = :pending AND codeHash = :hash AND codeExpiresAt > :now \
+                 AND codeAttempts <= :max",
             )
             .update_expression(
                 "SET customerStatus = :active, #user.#status = :userActive, activatedAt = :at, \
@@ -642,68 +682,39 @@ impl DynamoStore {
                  REMOVE codeHash, codeExpiresAt",
             )
             .expression_attribute_names("#user", "user")
-            .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":active", s(ACTIVE))
             .expression_attribute_values(":userActive", s("ACTIVE"))
-            .expression_attribute_values(":hash", s(&a.code_hash))
+            .expression_attribute_values(":hash", s(&code_hash))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max", n(a.max_attempts))
-            .expression_attribute_values(":uid", s(a.user_id.trim()))
-            .expression_attribute_values(":uidLower", s(a.user_id.trim().to_lowercase()))
             .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
             .expression_attribute_values(":ctx", AttributeValue::M(context))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew);
-        let old = match self.conditional_update(activate, (&pk, sk)).await? {
-            Update::Done(item) => {
-                return Ok(ActivationOutcome::Activated {
-                    user_id: user_id_of(&item).unwrap_or_default(),
-                });
-            }
-            Update::ConditionFailed(old) => old,
-        };
-        if let Some(refusal) = Self::refusal(old.as_ref(), now, a.max_attempts) {
-            return Ok(refusal);
-        }
-        // A wrong code (or a userId of someone else): count it, never past the limit, and only
-        // against the code that was current when it was judged.
-        let current_hash = old
-            .as_ref()
-            .and_then(|o| text(o, "codeHash"))
-            .unwrap_or_default()
-            .to_owned();
-        let count = self
-            .update_item(&pk, sk)
-            .condition_expression(
-                "customerStatus = :pending AND codeHash = :current AND codeAttempts < :max",
-            )
-            .update_expression("SET codeAttempts = codeAttempts + :one")
-            .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":current", s(&current_hash))
-            .expression_attribute_values(":max", n(a.max_attempts))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew);
-        match self.conditional_update(count, (&pk, sk)).await? {
-            Update::Done(item) => Ok(ActivationOutcome::Invalid {
-                attempts_remaining: remaining(
-                    a.max_attempts,
-                    number(&item, "codeAttempts").unwrap_or(i64::from(a.max_attempts)),
-                ),
+            .expression_attribute_values(":one", n(1));
+        match self.conditional_update(activate, (&pk, sk)).await? {
+            Update::Done(_) => Ok(ActivationOutcome::Activated {
+                user_id: user_id_of(&counted).unwrap_or_default(),
             }),
-            Update::ConditionFailed(old) => Ok(Self::refusal(old.as_ref(), now, a.max_attempts)
-                .unwrap_or_else(|| {
-                    // The code was replaced meanwhile: this guess was for the old one.
-                    ActivationOutcome::Invalid {
+            // Another right attempt won, or the code was replaced in between: this attempt was
+            // for the old one.
+            Update::ConditionFailed(old) => match old {
+                None => Ok(ActivationOutcome::NotFound),
+                Some(o) if text(&o, "customerStatus") == Some(ACTIVE) => {
+                    Ok(ActivationOutcome::AlreadyActive)
+                }
+                Some(o) if text(&o, "codeHash") != Some(code_hash.as_str()) => {
+                    Ok(ActivationOutcome::Invalid {
                         attempts_remaining: remaining(
                             a.max_attempts,
-                            old.as_ref()
-                                .and_then(|o| number(o, "codeAttempts"))
-                                .unwrap_or(0),
+                            number(&o, "codeAttempts").unwrap_or(0),
                         ),
-                    }
-                })),
+                    })
+                }
+                Some(_) => Err(StoreError::Unexpected(anyhow::anyhow!(
+                    "activation switch refused for a counted, current code"
+                ))),
+            },
         }
     }
 

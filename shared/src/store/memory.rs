@@ -112,22 +112,24 @@ impl CustomerStore for MemoryStore {
         let Some(code) = record.code.clone().filter(|c| c.expires_at > a.now) else {
             return Ok(ActivationOutcome::Expired);
         };
-        let user = a.user_id.trim();
-        let user_ok =
-            user == record.customer.user.id || user.to_lowercase() == record.email_normalized;
-        if user_ok && code.hash == a.code_hash {
-            record.customer.customer_status = CustomerStatus::Active;
-            record.customer.user.status = UserStatus::Active;
-            record.customer.audit.activation = Some(a.context.clone());
-            record.code = None;
-            record.version += 1;
-            return Ok(ActivationOutcome::Activated {
-                user_id: record.customer.user.id.clone(),
+        // Counted before it is judged, as in the DynamoDB adapter.
+        record.attempts += 1;
+        if !a.matches(
+            &code.hash,
+            &record.customer.user.id,
+            &record.email_normalized,
+        ) {
+            return Ok(ActivationOutcome::Invalid {
+                attempts_remaining: a.max_attempts - record.attempts,
             });
         }
-        record.attempts += 1;
-        Ok(ActivationOutcome::Invalid {
-            attempts_remaining: a.max_attempts - record.attempts,
+        record.customer.customer_status = CustomerStatus::Active;
+        record.customer.user.status = UserStatus::Active;
+        record.customer.audit.activation = Some(a.context.clone());
+        record.code = None;
+        record.version += 1;
+        Ok(ActivationOutcome::Activated {
+            user_id: record.customer.user.id.clone(),
         })
     }
 

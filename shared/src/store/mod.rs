@@ -122,10 +122,12 @@ pub trait CustomerStore: Send + Sync {
     /// `AlreadyExists` when the e-mail is taken in the tenant.
     async fn create_customer(&self, new: &NewCustomer) -> Result<(), StoreError>;
 
-    /// The one conditional switch to active (§4.2): succeeds only while the customer is
-    /// pending, the code hash matches, the code is unexpired, attempts are left and `userId`
-    /// names the user. Otherwise counts a wrong attempt atomically (never past the limit)
-    /// and says why it failed.
+    /// An activation attempt (§4): first counts the attempt atomically — only while the
+    /// customer is pending, the code unexpired and attempts are left — and only then judges
+    /// code and `userId`, so parallel guesses cannot be judged more often than the limit
+    /// allows (§4.1). A right one is followed by the one conditional switch to active
+    /// (§4.2: still pending, same code hash, unexpired, attempts within the limit). Says why
+    /// an attempt failed.
     async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError>;
 
     /// What resend needs to decide (`None`: no such customer in this tenant).

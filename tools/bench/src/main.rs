@@ -849,6 +849,11 @@ async fn run() -> anyhow::Result<()> {
     let mut activations = warm_of("activation");
     activations.extend(first_of("activation"));
     round_trips(&mut rows, "DynamoDB calls: activation", 1, activations);
+    if let Some(row) = rows.last_mut() {
+        // Contract §4.1 over this row's target: see README → Reliability and security.
+        row.note
+            .push_str("; attempt counted, then the switch (§4.1)");
+    }
 
     match bench.options.cpu_median_ns {
         Some(ns) => rows.push(Row::absolute(

@@ -657,27 +657,25 @@ async fn resends_are_limited_to_five_a_day() {
 }
 
 #[tokio::test]
-async fn ten_concurrent_right_codes_activate_exactly_once() {
+async fn concurrent_right_codes_activate_exactly_once() {
+    // §4.2: of concurrent right submissions exactly one gets 200 and the others 409. Each is
+    // an attempt (§4.1), so beyond the five attempts of a code a late one may instead meet 429.
     let stack = Stack::start().await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
-    let id = stack.registered(&tenant, "parallel@example.com").await;
-    let code = stack.code_for(&id);
-    let attempts = (0..10).map(|_| stack.activate(&tenant, &id, "parallel@example.com", &code));
-    let statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        9,
-        "{statuses:?}"
-    );
+    for (n, email) in [(5, "parallel5@example.com"), (10, "parallel10@example.com")] {
+        let id = stack.registered(&tenant, email).await;
+        let code = stack.code_for(&id);
+        let attempts = (0..n).map(|_| stack.activate(&tenant, &id, email, &code));
+        let statuses: Vec<u16> = futures::future::join_all(attempts)
+            .await
+            .iter()
+            .map(|r| r.status)
+            .collect();
+        let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+        assert_eq!(count(200), 1, "{statuses:?}");
+        assert_eq!(count(409) + count(429), n - 1, "{statuses:?}");
+        assert!(count(429) <= n - 5, "{statuses:?}");
+    }
 }
 
 #[tokio::test]
@@ -716,6 +714,42 @@ async fn twenty_concurrent_wrong_guesses_never_count_past_five() {
         right.status, 429,
         "after the limit even the right code is refused"
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_guesses_gets_no_more_than_five_judged_even_with_the_right_code_in_it() {
+    // §4.1: parallel guessing cannot exceed the limit. Every attempt that is judged (a wrong
+    // code's 400 or the right code's 200) must have been counted first; the right code, sent
+    // last, succeeds only if it got one of the five attempts.
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "burst@example.com").await;
+    let code = stack.code_for(&id);
+    let mut guesses: Vec<String> = (0..40u32)
+        .map(|i| format!("{:08}", (i * 104_729 + 7) % 100_000_000))
+        .filter(|g| *g != code)
+        .take(29)
+        .collect();
+    guesses.push(code.clone());
+    let attempts = guesses
+        .iter()
+        .map(|g| stack.activate(&tenant, &id, "burst@example.com", g));
+    let replies = futures::future::join_all(attempts).await;
+    let count = |status: u16| replies.iter().filter(|r| r.status == status).count();
+    let (invalid, activated, limited) = (count(400), count(200), count(429));
+    assert!(
+        invalid + activated <= 5,
+        "{invalid} wrong guesses and {activated} right ones judged: more than five attempts"
+    );
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(invalid + activated + limited, guesses.len(), "{statuses:?}");
+    let item = stack.customer_item(&tenant, &id).await.unwrap();
+    if activated == 1 {
+        assert_eq!(item["customerStatus"], "CS_ACTIVE");
+    } else {
+        assert_eq!(item["codeAttempts"], 5);
+        assert_eq!(item["customerStatus"], "CS_REGISTRATION_COMPLETED");
+    }
 }
 
 #[tokio::test]
