@@ -1,5 +1,5 @@
-//! Activation (§4): `POST /{customerId}/activation` checks the code with one conditional
-//! update (wrong attempts counted atomically, never past the limit), and
+//! Activation (§4): `POST /{customerId}/activation` counts the attempt atomically (never past
+//! the limit), then checks the code and makes the one conditional switch to active, and
 //! `POST /{customerId}/activation/code` issues a fresh code within the resend limits.
 //! Customers of other tenants do not exist here (404), so ids cannot be probed.
 

@@ -628,22 +628,40 @@ impl DynamoStore {
     ) -> Result<ActivationOutcome, StoreError> {
         let (pk, sk) = keys::customer(&a.tenant, &a.customer_id);
         let now = a.now.timestamp();
+        // Marks this attempt's writes, so that an SDK retry of a write whose answer was lost
+        // finds its own write instead of counting twice or reading it as someone else's.
+        let attempt_id = uuid::Uuid::new_v4().to_string();
         // 1. Count the attempt before judging it (§4.1). A failed condition writes nothing, so
         //    a write that judged the code first could not count a wrong one: parallel guesses
         //    would each be judged before any was counted.
         let count = self
             .update_item(&pk, sk)
             .condition_expression(
-                "customerStatus = :pending AND codeExpiresAt > :now AND codeAttempts < :max",
+                "customerStatus = :pending AND codeExpiresAt > :now \
+                 AND (attribute_not_exists(codeAttempts) OR codeAttempts < :max) \
+                 AND (attribute_not_exists(lastAttemptId) OR lastAttemptId <> :attempt)",
             )
-            .update_expression("SET codeAttempts = codeAttempts + :one")
+            .update_expression(
+                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
+                 lastAttemptId = :attempt",
+            )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max", n(a.max_attempts))
+            .expression_attribute_values(":attempt", s(&attempt_id))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
         let counted = match self.conditional_update(count, (&pk, sk)).await? {
             Update::Done(item) => item,
+            // A retry whose first try was counted: that item is the one to judge against (a
+            // later attempt or a new code would have replaced `lastAttemptId`).
+            Update::ConditionFailed(Some(old))
+                if text(&old, "lastAttemptId") == Some(attempt_id.as_str())
+                    && text(&old, "customerStatus") == Some(PENDING) =>
+            {
+                old
+            }
             Update::ConditionFailed(old) => {
                 return Self::refusal(old.as_ref(), now, a.max_attempts).ok_or_else(|| {
                     StoreError::Unexpected(anyhow::anyhow!(
@@ -678,8 +696,9 @@ impl DynamoStore {
             )
             .update_expression(
                 "SET customerStatus = :active, #user.#status = :userActive, activatedAt = :at, \
-                 updatedAt = :at, audit.activation = :ctx, version = version + :one \
-                 REMOVE codeHash, codeExpiresAt",
+                 updatedAt = :at, audit.activation = :ctx, version = version + :one, \
+                 activatedByAttempt = :attempt \
+                 REMOVE codeHash, codeExpiresAt, lastAttemptId",
             )
             .expression_attribute_names("#user", "user")
             .expression_attribute_names("#status", "status")
@@ -691,18 +710,24 @@ impl DynamoStore {
             .expression_attribute_values(":max", n(a.max_attempts))
             .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
             .expression_attribute_values(":ctx", AttributeValue::M(context))
+            .expression_attribute_values(":attempt", s(&attempt_id))
             .expression_attribute_values(":one", n(1));
+        let activated = || ActivationOutcome::Activated {
+            user_id: user_id_of(&counted).unwrap_or_default(),
+        };
         match self.conditional_update(activate, (&pk, sk)).await? {
-            Update::Done(_) => Ok(ActivationOutcome::Activated {
-                user_id: user_id_of(&counted).unwrap_or_default(),
-            }),
+            Update::Done(_) => Ok(activated()),
             // Another right attempt won, or the code was replaced in between: this attempt was
-            // for the old one.
+            // for the old one. Or this is a retry of our own switch.
             Update::ConditionFailed(old) => match old {
                 None => Ok(ActivationOutcome::NotFound),
-                Some(o) if text(&o, "customerStatus") == Some(ACTIVE) => {
-                    Ok(ActivationOutcome::AlreadyActive)
-                }
+                Some(o) if text(&o, "customerStatus") == Some(ACTIVE) => Ok(
+                    if text(&o, "activatedByAttempt") == Some(attempt_id.as_str()) {
+                        activated()
+                    } else {
+                        ActivationOutcome::AlreadyActive
+                    },
+                ),
                 Some(o) if text(&o, "codeHash") != Some(code_hash.as_str()) => {
                     Ok(ActivationOutcome::Invalid {
                         attempts_remaining: remaining(
@@ -769,7 +794,7 @@ impl DynamoStore {
             .update_expression(
                 "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
                  codeAttempts = :zero, resendCount = :count, resendWindowStart = :window, \
-                 updatedAt = :at, version = version + :one",
+                 updatedAt = :at, version = version + :one REMOVE lastAttemptId",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":version", n(expected_version))

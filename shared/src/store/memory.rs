@@ -112,7 +112,9 @@ impl CustomerStore for MemoryStore {
         let Some(code) = record.code.clone().filter(|c| c.expires_at > a.now) else {
             return Ok(ActivationOutcome::Expired);
         };
-        // Counted before it is judged, as in the DynamoDB adapter.
+        // Counted before it is judged, as in the DynamoDB adapter. Under one lock, this store
+        // cannot show that adapter's races (a right code meeting 429 because concurrent ones
+        // spent the attempts, a resend between count and switch); moto's tests cover those.
         record.attempts += 1;
         if !a.matches(
             &code.hash,

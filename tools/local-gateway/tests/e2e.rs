@@ -736,13 +736,24 @@ async fn a_burst_of_guesses_gets_no_more_than_five_judged_even_with_the_right_co
         .map(|g| stack.activate(&tenant, &id, "burst@example.com", g));
     let replies = futures::future::join_all(attempts).await;
     let count = |status: u16| replies.iter().filter(|r| r.status == status).count();
-    let (invalid, activated, limited) = (count(400), count(200), count(429));
+    let (invalid, activated, limited, conflict) = (count(400), count(200), count(429), count(409));
     assert!(
         invalid + activated <= 5,
         "{invalid} wrong guesses and {activated} right ones judged: more than five attempts"
     );
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    assert_eq!(invalid + activated + limited, guesses.len(), "{statuses:?}");
+    assert_eq!(
+        invalid + activated + limited + conflict,
+        guesses.len(),
+        "{statuses:?}"
+    );
+    assert!(
+        activated == 1 || conflict == 0,
+        "409 only once active: {statuses:?}"
+    );
+    let right = replies.last().unwrap().status;
+    assert!(matches!(right, 200 | 429), "the right code: {right}");
+    assert_eq!(right == 200, activated == 1, "{statuses:?}");
     let item = stack.customer_item(&tenant, &id).await.unwrap();
     if activated == 1 {
         assert_eq!(item["customerStatus"], "CS_ACTIVE");

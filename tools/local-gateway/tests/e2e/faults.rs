@@ -5,7 +5,7 @@
 //! a commit is covered in AWS by the transaction's `ClientRequestToken` (moto ignores tokens).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -153,7 +153,13 @@ async fn serve(
         }
         _ => {}
     }
-    // Forward with `Connection: close` so moto's answer ends at EOF.
+    let answer = forward(&head, &body, upstream).await?;
+    client.write_all(&answer).await?;
+    client.shutdown().await
+}
+
+/// Sends one request to moto with `Connection: close` and returns its whole answer.
+async fn forward(head: &str, body: &[u8], upstream: &str) -> std::io::Result<Vec<u8>> {
     let mut head_lines: Vec<&str> = head
         .trim_end()
         .lines()
@@ -162,13 +168,90 @@ async fn serve(
     head_lines.push("connection: close");
     let mut forwarded = head_lines.join("\r\n").into_bytes();
     forwarded.extend_from_slice(b"\r\n\r\n");
-    forwarded.extend_from_slice(&body);
+    forwarded.extend_from_slice(body);
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(&forwarded).await?;
     let mut answer = Vec::new();
     server.read_to_end(&mut answer).await?;
-    client.write_all(&answer).await?;
-    client.shutdown().await
+    Ok(answer)
+}
+
+/// A proxy that forwards every request to moto and, once armed, loses moto's answer to the
+/// first request whose body contains `needle`: the write is applied, the caller never hears.
+struct LosingProxy {
+    url: String,
+    armed: Arc<AtomicBool>,
+    lost: Arc<AtomicU64>,
+}
+
+impl LosingProxy {
+    async fn start(upstream: String, needle: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let armed = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicU64::new(0));
+        let (armed_in, lost_in) = (armed.clone(), lost.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (upstream, armed, lost) = (upstream.clone(), armed_in.clone(), lost_in.clone());
+                tokio::spawn(async move {
+                    let Ok(Some((head, body))) = read_request(&mut client).await else {
+                        return;
+                    };
+                    let Ok(answer) = forward(&head, &body, &upstream).await else {
+                        return;
+                    };
+                    let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+                    if matches && armed.swap(false, Ordering::SeqCst) {
+                        lost.fetch_add(1, Ordering::SeqCst);
+                        return; // applied by moto; the connection closes with no answer
+                    }
+                    let _ = client.write_all(&answer).await;
+                    let _ = client.shutdown().await;
+                });
+            }
+        });
+        Self { url, armed, lost }
+    }
+}
+
+#[tokio::test]
+async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_outcome() {
+    // The SDK retries a write whose answer was lost. Counting the last allowed attempt twice
+    // would refuse the right code with 429; a retried switch would read as someone else's
+    // activation (409). Each write carries the attempt's id, so its retry recognises it.
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    for (needle, step) in [("lastAttemptId", "count"), ("activatedByAttempt", "switch")] {
+        let proxy = LosingProxy::start(upstream.clone(), needle).await;
+        let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+        let tenant = stack.tenant_with_demo_hierarchy().await;
+        let email = format!("lost-{step}@example.com");
+        let id = stack.registered(&tenant, &email).await;
+        let code = stack.code_for(&id);
+        let wrong = (1..=5u32)
+            .map(|i| format!("{i:08}"))
+            .filter(|g| *g != code)
+            .take(4);
+        for guess in wrong {
+            let reply = stack.activate(&tenant, &id, &email, &guess).await;
+            assert_eq!(reply.status, 400, "{step}: {}", reply.body);
+        }
+        proxy.armed.store(true, Ordering::SeqCst);
+        let reply = stack.activate(&tenant, &id, &email, &code).await;
+        assert_eq!(
+            proxy.lost.load(Ordering::SeqCst),
+            1,
+            "{step}: an answer was lost"
+        );
+        assert_eq!(reply.status, 200, "{step}: {}", reply.body);
+        let item = stack.customer_item(&tenant, &id).await.unwrap();
+        assert_eq!(item["customerStatus"], "CS_ACTIVE", "{step}");
+        assert_eq!(
+            item["codeAttempts"], 5,
+            "{step}: the right code counted once"
+        );
+    }
 }
 
 #[tokio::test]
