@@ -28,7 +28,7 @@ $(SAM_TOOLS): tools/requirements-sam.txt
 	touch $@
 
 build-local:
-	cargo build --locked --bin local-gateway --bin onboarding-admin --bin dev-token
+	cargo build --locked -p local-gateway -p onboarding-admin
 
 ## Local stack: moto + table + demo tenants + gateway on 127.0.0.1:$(API_PORT).
 run: $(PY_TOOLS) build-local
@@ -36,7 +36,7 @@ run: $(PY_TOOLS) build-local
 
 ## A bearer token for the local gateway: make token TENANT=<id> [SCOPES="a b"]
 token:
-	@cargo run --quiet --locked --bin dev-token -- $(TENANT) $(SCOPES)
+	@cargo run --quiet --locked -p local-gateway --bin dev-token -- $(TENANT) $(SCOPES)
 
 ## Everything CI checks.
 test: $(PY_TOOLS) fmt-check lint phone-metadata-check validate

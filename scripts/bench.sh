@@ -18,7 +18,8 @@ echo "bench: release builds (the first one takes minutes: LTO fat, one codegen u
 cargo build --release --locked -p categorization -p registration -p activation \
   -p onboarding-bench >&2
 # Apart: built together, the admin's SSO and credential_process features would be unified
-# into the functions measured here (sam build builds each function on its own too).
+# into the functions measured here (as in `sam build`, where the workspace's default members
+# leave the tools out).
 cargo build --release --locked -p onboarding-admin >&2
 cargo bench --locked -p registration --bench "$bench_id" --no-run >&2
 

@@ -13,7 +13,7 @@ export TABLE_NAME="$table" API_PORT="$port" LOCAL_MAILBOX=.local/fuzz-mailbox.js
 export ACTIVATION_CODE_SECRET=fuzzing-activation-secret-000000000000 ACTIVATION_DELIVERY=mailbox
 export RUST_LOG=warn
 
-cargo build --locked --quiet --bin local-gateway --bin onboarding-admin --bin dev-token
+cargo build --locked --quiet -p local-gateway -p onboarding-admin
 target/debug/onboarding-admin create-table "$table" template.yaml >/dev/null
 target/debug/onboarding-admin put-hierarchy "$table" "${DEMO_HIERARCHY:-../shared/spec/demo-hierarchy.json}" >/dev/null
 target/debug/local-gateway 2>.local/fuzz-gateway.log &
