@@ -15,11 +15,11 @@ bench_id=registration_cpu
 mkdir -p "$work"
 
 echo "bench: release builds (the first one takes minutes: LTO fat, one codegen unit)" >&2
-cargo build --release --locked -p categorization -p registration -p activation \
-  -p onboarding-bench >&2
-# Apart: built together, the admin's SSO and credential_process features would be unified
-# into the functions measured here (as in `sam build`, where the workspace's default members
-# leave the tools out).
+cargo build --release --locked -p categorization -p registration -p activation >&2
+# The tools apart: built together, their features (the admin's SSO and credential_process, the
+# harness's tokio process and axum) would be unified into the functions measured here, which
+# `sam build` builds without them (the workspace's default members leave the tools out).
+cargo build --release --locked -p onboarding-bench >&2
 cargo build --release --locked -p onboarding-admin >&2
 cargo bench --locked -p registration --bench "$bench_id" --no-run >&2
 

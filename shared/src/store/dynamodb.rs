@@ -290,6 +290,9 @@ impl DynamoStore {
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
+            // An SDK retry after a lost answer then gets the first outcome, not a false
+            // "concurrent replacement" from its own header write (moto ignores tokens).
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .send()
             .await
             .map_err(|err| match cancellation_codes(&err) {
@@ -526,6 +529,13 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
+/// Whether the attempt with this id has been counted against the item's current code.
+fn counted_attempt(item: &Item, attempt_id: &str) -> bool {
+    item.get("attemptIds")
+        .and_then(|ids| ids.as_ss().ok())
+        .is_some_and(|ids| ids.iter().any(|id| id == attempt_id))
+}
+
 fn epoch(seconds: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(seconds?, 0)
 }
@@ -639,25 +649,30 @@ impl DynamoStore {
             .condition_expression(
                 "customerStatus = :pending AND codeExpiresAt > :now \
                  AND (attribute_not_exists(codeAttempts) OR codeAttempts < :max) \
-                 AND (attribute_not_exists(lastAttemptId) OR lastAttemptId <> :attempt)",
+                 AND NOT contains(attemptIds, :attempt)",
             )
             .update_expression(
-                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
-                 lastAttemptId = :attempt",
+                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one \
+                 ADD attemptIds :attemptSet",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max", n(a.max_attempts))
             .expression_attribute_values(":attempt", s(&attempt_id))
+            .expression_attribute_values(
+                ":attemptSet",
+                AttributeValue::Ss(vec![attempt_id.clone()]),
+            )
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
         let counted = match self.conditional_update(count, (&pk, sk)).await? {
             Update::Done(item) => item,
-            // A retry whose first try was counted: that item is the one to judge against (a
-            // later attempt or a new code would have replaced `lastAttemptId`).
+            // A retry whose first try was counted (even if later attempts were counted since):
+            // judge against that item's code. A new code empties the set, so a counted id
+            // always belongs to the current code.
             Update::ConditionFailed(Some(old))
-                if text(&old, "lastAttemptId") == Some(attempt_id.as_str())
+                if counted_attempt(&old, &attempt_id)
                     && text(&old, "customerStatus") == Some(PENDING) =>
             {
                 old
@@ -698,7 +713,7 @@ impl DynamoStore {
                 "SET customerStatus = :active, #user.#status = :userActive, activatedAt = :at, \
                  updatedAt = :at, audit.activation = :ctx, version = version + :one, \
                  activatedByAttempt = :attempt \
-                 REMOVE codeHash, codeExpiresAt, lastAttemptId",
+                 REMOVE codeHash, codeExpiresAt, attemptIds",
             )
             .expression_attribute_names("#user", "user")
             .expression_attribute_names("#status", "status")
@@ -794,7 +809,7 @@ impl DynamoStore {
             .update_expression(
                 "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
                  codeAttempts = :zero, resendCount = :count, resendWindowStart = :window, \
-                 updatedAt = :at, version = version + :one REMOVE lastAttemptId",
+                 updatedAt = :at, version = version + :one REMOVE attemptIds",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":version", n(expected_version))

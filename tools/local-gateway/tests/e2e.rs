@@ -586,6 +586,8 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
             .status,
         400
     );
+    let counted = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(counted["attemptIds"].as_array().map(Vec::len), Some(1));
 
     let too_soon = stack.resend(&tenant, &id, "resend@example.com").await;
     assert_eq!(too_soon.status, 429, "{}", too_soon.body);
@@ -604,9 +606,11 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
     );
     let new = stack.code_for(&id);
     assert_eq!(stack.mail().len(), 2);
-    assert_eq!(
-        stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
-        0
+    let reissued = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(reissued["codeAttempts"], 0);
+    assert!(
+        reissued["attemptIds"].is_null(),
+        "a new code starts with no counted attempts"
     );
 
     if new != old {

@@ -222,7 +222,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
     // activation (409). Each write carries the attempt's id, so its retry recognises it.
     let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
     let upstream = moto.trim_start_matches("http://").to_owned();
-    for (needle, step) in [("lastAttemptId", "count"), ("activatedByAttempt", "switch")] {
+    for (needle, step) in [("attemptIds", "count"), ("activatedByAttempt", "switch")] {
         let proxy = LosingProxy::start(upstream.clone(), needle).await;
         let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
         let tenant = stack.tenant_with_demo_hierarchy().await;
@@ -250,6 +250,10 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
         assert_eq!(
             item["codeAttempts"], 5,
             "{step}: the right code counted once"
+        );
+        assert!(
+            item["attemptIds"].is_null(),
+            "{step}: the switch clears the attempt ids"
         );
     }
 }
