@@ -12,7 +12,7 @@ use shared::activation::settings::ActivationSettings;
 use shared::clock::Clock;
 use shared::clock::FixedClock;
 use shared::config::Config;
-use shared::store::dynamodb::{DynamoStore, client_from_env};
+use shared::store::dynamodb::DynamoStore;
 use tokio::sync::OnceCell;
 
 pub const REGISTRATION: &str = "/api/v2.1/customer/individual/registration";
@@ -89,6 +89,21 @@ impl Reply {
     }
 }
 
+/// The tests' client, with the functions' configuration but patient: moto's transactions
+/// deep-copy every table and can stall past the 3 s attempt timeout on a busy machine, and an
+/// SDK retry of a committed write is then refused by moto, which ignores `ClientRequestToken`
+/// (DynamoDB would answer the retry with the first outcome). The functions under test share
+/// it, except behind a fault proxy, where they keep the production timeouts.
+async fn patient_client() -> Client {
+    let sdk = shared::store::dynamodb::aws_config_from_env().await;
+    let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build();
+    shared::store::dynamodb::client(&sdk.to_builder().timeout_config(timeouts).build())
+}
+
 impl Stack {
     pub async fn start() -> Self {
         Self::start_with_dynamodb(None).await
@@ -102,7 +117,7 @@ impl Stack {
             "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
         );
         shared::telemetry::init_with_writer(|| Capture, "debug");
-        let client = client_from_env().await;
+        let client = patient_client().await;
         let table = table(&client).await;
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
