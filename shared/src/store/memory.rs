@@ -29,6 +29,11 @@ struct Record {
     version: u64,
 }
 
+/// A lock another test thread panicked while holding.
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("lock poisoned"))
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     hierarchies: Mutex<HashMap<TenantId, Hierarchy>>,
@@ -66,22 +71,21 @@ impl HierarchySource for MemoryStore {
 #[async_trait]
 impl CustomerStore for MemoryStore {
     async fn create_customer(&self, new: &NewCustomer) -> Result<(), StoreError> {
-        let poisoned = || StoreError::Unexpected(anyhow::anyhow!("lock poisoned"));
-        let mut emails = self.emails.lock().map_err(|_| poisoned())?;
+        let mut emails = self.emails.lock().map_err(poisoned)?;
         let key = (new.customer.tenant_id.clone(), new.email_normalized.clone());
         if emails.contains_key(&key) {
             return Err(StoreError::AlreadyExists);
         }
         emails.insert(key, new.customer.id.clone());
         if let Some(completion) = &new.idempotency {
-            let mut records = self.idempotency.lock().map_err(|_| poisoned())?;
+            let mut records = self.idempotency.lock().map_err(poisoned)?;
             if let Some(record) =
                 records.get_mut(&(completion.tenant.clone(), completion.key.clone()))
             {
                 record.2 = Some(completion.response.clone());
             }
         }
-        self.customers.lock().map_err(|_| poisoned())?.insert(
+        self.customers.lock().map_err(poisoned)?.insert(
             (new.customer.tenant_id.clone(), new.customer.id.clone()),
             Record {
                 customer: new.customer.clone(),
@@ -96,10 +100,7 @@ impl CustomerStore for MemoryStore {
     }
 
     async fn activate(&self, a: &ActivationAttempt) -> Result<ActivationOutcome, StoreError> {
-        let mut customers = self
-            .customers
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let mut customers = self.customers.lock().map_err(poisoned)?;
         let Some(record) = customers.get_mut(&(a.tenant.clone(), a.customer_id.clone())) else {
             return Ok(ActivationOutcome::NotFound);
         };
@@ -140,10 +141,7 @@ impl CustomerStore for MemoryStore {
         tenant: &TenantId,
         customer_id: &str,
     ) -> Result<Option<ActivationState>, StoreError> {
-        let customers = self
-            .customers
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let customers = self.customers.lock().map_err(poisoned)?;
         Ok(customers
             .get(&(tenant.clone(), customer_id.to_owned()))
             .map(|r| ActivationState {
@@ -165,10 +163,7 @@ impl CustomerStore for MemoryStore {
         code: &IssuedCode,
         resend: ResendCounter,
     ) -> Result<(), StoreError> {
-        let mut customers = self
-            .customers
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let mut customers = self.customers.lock().map_err(poisoned)?;
         match customers.get_mut(&(tenant.clone(), customer_id.to_owned())) {
             Some(r)
                 if r.version == expected_version
@@ -188,10 +183,7 @@ impl CustomerStore for MemoryStore {
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
     async fn claim(&self, c: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError> {
-        let mut records = self
-            .idempotency
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let mut records = self.idempotency.lock().map_err(poisoned)?;
         let id = (c.tenant.clone(), c.key.clone());
         Ok(match records.get(&id) {
             None => {
@@ -205,10 +197,7 @@ impl IdempotencyStore for MemoryStore {
     }
 
     async fn complete(&self, c: &IdempotencyCompletion) -> Result<(), StoreError> {
-        let mut records = self
-            .idempotency
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let mut records = self.idempotency.lock().map_err(poisoned)?;
         match records.get_mut(&(c.tenant.clone(), c.key.clone())) {
             Some(record) if record.1 == c.token => {
                 record.2 = Some(c.response.clone());
@@ -219,10 +208,7 @@ impl IdempotencyStore for MemoryStore {
     }
 
     async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError> {
-        let mut records = self
-            .idempotency
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let mut records = self.idempotency.lock().map_err(poisoned)?;
         let id = (tenant.clone(), key.to_owned());
         if records
             .get(&id)
@@ -240,10 +226,7 @@ impl IdempotencyStore for MemoryStore {
         body_hash: &str,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let records = self
-            .idempotency
-            .lock()
-            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("poisoned")))?;
+        let records = self.idempotency.lock().map_err(poisoned)?;
         Ok(records
             .get(&(tenant.clone(), key.to_owned()))
             .filter(|(hash, _, _)| hash == body_hash)

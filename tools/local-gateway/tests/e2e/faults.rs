@@ -54,23 +54,32 @@ impl Dice {
     }
 }
 
-/// Starts the proxy in front of `upstream` (host:port); returns its URL.
-pub async fn start_proxy(upstream: String, seed: u64, counts: Arc<FaultCounts>) -> String {
+/// Listens on a free local port and hands each connection to `handle`; returns the URL.
+async fn listen<F, Fut>(handle: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let dice = Arc::new(Dice(AtomicU64::new(seed | 1)));
     tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let (upstream, dice, counts) = (upstream.clone(), dice.clone(), counts.clone());
-            tokio::spawn(async move {
-                let _ = serve(client, &upstream, &dice, &counts).await;
-            });
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(handle(client));
         }
     });
     url
+}
+
+/// Starts the proxy in front of `upstream` (host:port); returns its URL.
+pub async fn start_proxy(upstream: String, seed: u64, counts: Arc<FaultCounts>) -> String {
+    let dice = Arc::new(Dice(AtomicU64::new(seed | 1)));
+    listen(move |client| {
+        let (upstream, dice, counts) = (upstream.clone(), dice.clone(), counts.clone());
+        async move {
+            let _ = serve(client, &upstream, &dice, &counts).await;
+        }
+    })
+    .await
 }
 
 /// Reads one HTTP/1.1 request: head and `Content-Length` body.
@@ -186,31 +195,28 @@ struct LosingProxy {
 
 impl LosingProxy {
     async fn start(upstream: String, needle: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let armed = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicU64::new(0));
         let (armed_in, lost_in) = (armed.clone(), lost.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let (upstream, armed, lost) = (upstream.clone(), armed_in.clone(), lost_in.clone());
-                tokio::spawn(async move {
-                    let Ok(Some((head, body))) = read_request(&mut client).await else {
-                        return;
-                    };
-                    let Ok(answer) = forward(&head, &body, &upstream).await else {
-                        return;
-                    };
-                    let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
-                    if matches && armed.swap(false, Ordering::SeqCst) {
-                        lost.fetch_add(1, Ordering::SeqCst);
-                        return; // applied by moto; the connection closes with no answer
-                    }
-                    let _ = client.write_all(&answer).await;
-                    let _ = client.shutdown().await;
-                });
+        let url = listen(move |mut client| {
+            let (upstream, armed, lost) = (upstream.clone(), armed_in.clone(), lost_in.clone());
+            async move {
+                let Ok(Some((head, body))) = read_request(&mut client).await else {
+                    return;
+                };
+                let Ok(answer) = forward(&head, &body, &upstream).await else {
+                    return;
+                };
+                let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+                if matches && armed.swap(false, Ordering::SeqCst) {
+                    lost.fetch_add(1, Ordering::SeqCst);
+                    return; // applied by moto; the connection closes with no answer
+                }
+                let _ = client.write_all(&answer).await;
+                let _ = client.shutdown().await;
             }
-        });
+        })
+        .await;
         Self { url, armed, lost }
     }
 }
