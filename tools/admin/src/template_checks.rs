@@ -2,9 +2,10 @@
 //! wildcard, no managed CRUD policy, actions within each function's allowance, resources
 //! scoped to the table or the SES identity), the JWT authorizer and a declared scope on every
 //! route, and a table that is on-demand, encrypted, point-in-time recoverable, TTL'd and
-//! retained.
+//! retained. [`Policies`] evaluates the functions' DynamoDB statements the way IAM does, so
+//! the end-to-end tests can check every call a function makes against its own policy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_norway::Value;
 
@@ -13,7 +14,14 @@ const ALLOWED: [(&str, &[&str]); 3] = [
     ("CategorizationFunction", &["dynamodb:Query"]),
     (
         "RegistrationFunction",
-        &["dynamodb:PutItem", "dynamodb:Query", "ses:SendEmail"],
+        &[
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "ses:SendEmail",
+        ],
     ),
     (
         "ActivationFunction",
@@ -209,6 +217,186 @@ pub fn problems(template: &str) -> Vec<String> {
     out
 }
 
+/// One `Allow` statement on the table: its actions, and the partition keys it is limited to
+/// (`ForAllValues:StringLike` on `dynamodb:LeadingKeys`; `None` = any key).
+#[derive(Debug, Clone)]
+struct TableStatement {
+    actions: Vec<String>,
+    leading_keys: Option<Vec<String>>,
+}
+
+/// The functions' DynamoDB permissions as the template grants them.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    by_function: HashMap<String, Vec<TableStatement>>,
+}
+
+impl Policies {
+    /// Reads every function's inline statements on the table. A statement with a condition
+    /// other than `ForAllValues:StringLike` on `dynamodb:LeadingKeys`, or with an effect other
+    /// than `Allow`, is refused rather than guessed at.
+    pub fn from_template(template: &str) -> Result<Self, String> {
+        let doc: Value =
+            serde_norway::from_str(template).map_err(|e| format!("template is not YAML: {e}"))?;
+        let mut by_function = HashMap::new();
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or("template has no Resources")?;
+        for (name, resource) in resources {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let name = name.as_str().unwrap_or_default().to_owned();
+            let mut statements = Vec::new();
+            let policies = resource
+                .get("Properties")
+                .and_then(|p| p.get("Policies"))
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
+            for policy in policies {
+                for statement in policy
+                    .get("Statement")
+                    .and_then(Value::as_sequence)
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                        return Err(format!("{name}: only Allow statements are evaluated"));
+                    }
+                    let on_table = matches!(
+                        statement.get("Resource"),
+                        Some(Value::Tagged(t)) if t.tag == "!GetAtt"
+                            && format!("{:?}", t.value).contains("CustomersTable.Arn")
+                    );
+                    if !on_table {
+                        continue;
+                    }
+                    let leading_keys = match statement.get("Condition") {
+                        None => None,
+                        Some(condition) => {
+                            let keys = condition
+                                .get("ForAllValues:StringLike")
+                                .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                                .map(list);
+                            let only = condition.as_mapping().is_some_and(|m| m.len() == 1)
+                                && condition
+                                    .get("ForAllValues:StringLike")
+                                    .and_then(Value::as_mapping)
+                                    .is_some_and(|m| m.len() == 1);
+                            match keys {
+                                Some(keys) if only => Some(keys),
+                                _ => {
+                                    return Err(format!(
+                                        "{name}: condition {condition:?} is not evaluated"
+                                    ));
+                                }
+                            }
+                        }
+                    };
+                    statements.push(TableStatement {
+                        actions: statement.get("Action").map(list).unwrap_or_default(),
+                        leading_keys,
+                    });
+                }
+            }
+            by_function.insert(name, statements);
+        }
+        Ok(Self { by_function })
+    }
+
+    /// Whether `function` may make `action` (e.g. `dynamodb:PutItem`) on an item whose
+    /// partition key is `leading_key`.
+    pub fn allows(&self, function: &str, action: &str, leading_key: &str) -> bool {
+        self.by_function.get(function).is_some_and(|statements| {
+            statements.iter().any(|s| {
+                s.actions.iter().any(|a| a == action)
+                    && s.leading_keys
+                        .as_ref()
+                        .is_none_or(|patterns| patterns.iter().any(|p| string_like(p, leading_key)))
+            })
+        })
+    }
+}
+
+/// IAM's `StringLike`: `*` matches any run of characters, `?` any one character.
+fn string_like(pattern: &str, value: &str) -> bool {
+    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    // matched[j]: pattern[..i] matches value[..j], row by row.
+    let mut matched = vec![false; v.len() + 1];
+    matched[0] = true;
+    for &c in &p {
+        let mut next = vec![false; v.len() + 1];
+        if c == '*' {
+            let mut any = false;
+            for j in 0..=v.len() {
+                any |= matched[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=v.len() {
+                next[j] = matched[j - 1] && (c == '?' || c == v[j - 1]);
+            }
+        }
+        matched = next;
+    }
+    matched[v.len()]
+}
+
+/// What IAM authorises for one DynamoDB request (`X-Amz-Target` and its JSON body): each
+/// action with the partition key it touches. A transaction is authorised per item, as the
+/// item's own action (`Put` → `PutItem`, `Update` → `UpdateItem`, …).
+pub fn dynamodb_actions(
+    target: &str,
+    body: &serde_json::Value,
+) -> Result<Vec<(String, String)>, String> {
+    let operation = target.rsplit('.').next().unwrap_or(target);
+    let pk = |key: &serde_json::Value| key["PK"]["S"].as_str().map(str::to_owned);
+    let one = |action: &str, key: Option<String>| {
+        key.map(|k| vec![(format!("dynamodb:{action}"), k)])
+            .ok_or_else(|| format!("{operation} without a PK: {body}"))
+    };
+    match operation {
+        "GetItem" | "UpdateItem" | "DeleteItem" => one(operation, pk(&body["Key"])),
+        "PutItem" => one(operation, pk(&body["Item"])),
+        "Query" => {
+            // The partition key's clause of the key condition: `PK = :placeholder`.
+            let condition = body["KeyConditionExpression"].as_str().unwrap_or_default();
+            let placeholder = condition
+                .split(" AND ")
+                .filter_map(|clause| clause.split_once('='))
+                .find(|(name, _)| name.trim() == "PK")
+                .map(|(_, value)| value.trim());
+            let key = placeholder.and_then(|p| {
+                body["ExpressionAttributeValues"][p]["S"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            one(operation, key)
+        }
+        "TransactWriteItems" => {
+            let mut out = Vec::new();
+            for item in body["TransactItems"].as_array().into_iter().flatten() {
+                let (action, key) = if let Some(put) = item.get("Put") {
+                    ("PutItem", pk(&put["Item"]))
+                } else if let Some(update) = item.get("Update") {
+                    ("UpdateItem", pk(&update["Key"]))
+                } else if let Some(delete) = item.get("Delete") {
+                    ("DeleteItem", pk(&delete["Key"]))
+                } else if let Some(check) = item.get("ConditionCheck") {
+                    ("ConditionCheckItem", pk(&check["Key"]))
+                } else {
+                    return Err(format!("unknown transaction item {item}"));
+                };
+                out.extend(one(action, key)?);
+            }
+            Ok(out)
+        }
+        other => Err(format!("{other} is not evaluated")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +424,112 @@ mod tests {
                 doc["Metadata"]["RouteScopes"][key.as_str()].as_str(),
                 Some(expected),
                 "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn string_like_matches_as_iam_does() {
+        let cases = [
+            ("TENANT#*#CUSTOMER#*", "TENANT#t1#CUSTOMER#c-1", true),
+            ("TENANT#*#CUSTOMER#*", "TENANT#t1#CUSTOMER#", true),
+            ("TENANT#*#CUSTOMER#*", "TENANT#t1#EMAIL#a@b.c", false),
+            ("TENANT#*#CATEGORIZATION", "TENANT#t1#CATEGORIZATION", true),
+            (
+                "TENANT#*#CATEGORIZATION",
+                "TENANT#t1#CATEGORIZATIONX",
+                false,
+            ),
+            ("TENANT#?#X", "TENANT#a#X", true),
+            ("TENANT#?#X", "TENANT#ab#X", false),
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+        ];
+        for (pattern, value, expected) in cases {
+            assert_eq!(string_like(pattern, value), expected, "{pattern} ~ {value}");
+        }
+    }
+
+    #[test]
+    fn requests_are_authorised_per_item_and_action() {
+        use serde_json::json;
+        let key = |pk: &str| json!({"PK": {"S": pk}, "SK": {"S": "X"}});
+        let cases = [
+            (
+                "DynamoDB_20120810.GetItem",
+                json!({"Key": key("A")}),
+                vec![("GetItem", "A")],
+            ),
+            (
+                "DynamoDB_20120810.PutItem",
+                json!({"Item": key("B")}),
+                vec![("PutItem", "B")],
+            ),
+            (
+                "DynamoDB_20120810.Query",
+                json!({"KeyConditionExpression": "PK = :pk",
+                       "ExpressionAttributeValues": {":pk": {"S": "C"}}}),
+                vec![("Query", "C")],
+            ),
+            (
+                "DynamoDB_20120810.TransactWriteItems",
+                json!({"TransactItems": [
+                    {"Put": {"Item": key("D")}},
+                    {"Update": {"Key": key("E")}},
+                    {"Delete": {"Key": key("F")}},
+                    {"ConditionCheck": {"Key": key("G")}}]}),
+                vec![
+                    ("PutItem", "D"),
+                    ("UpdateItem", "E"),
+                    ("DeleteItem", "F"),
+                    ("ConditionCheckItem", "G"),
+                ],
+            ),
+        ];
+        for (target, body, expected) in cases {
+            let expected: Vec<(String, String)> = expected
+                .into_iter()
+                .map(|(a, k)| (format!("dynamodb:{a}"), k.to_owned()))
+                .collect();
+            assert_eq!(dynamodb_actions(target, &body), Ok(expected), "{target}");
+        }
+        assert!(dynamodb_actions("DynamoDB_20120810.Scan", &json!({})).is_err());
+        assert!(dynamodb_actions("DynamoDB_20120810.GetItem", &json!({})).is_err());
+    }
+
+    #[test]
+    fn each_function_may_touch_its_own_items_and_nothing_else() {
+        let policies = Policies::from_template(TEMPLATE).unwrap();
+        let (customer, email) = ("TENANT#t#CUSTOMER#c", "TENANT#t#EMAIL#a@b.c");
+        let (hierarchy, idempotency) = ("TENANT#t#CATEGORIZATION", "TENANT#t#IDEMPOTENCY#k");
+        let cases = [
+            ("CategorizationFunction", "Query", hierarchy, true),
+            ("CategorizationFunction", "Query", customer, false),
+            ("CategorizationFunction", "GetItem", hierarchy, false),
+            ("RegistrationFunction", "Query", hierarchy, true),
+            ("RegistrationFunction", "PutItem", customer, true),
+            ("RegistrationFunction", "PutItem", email, true),
+            ("RegistrationFunction", "PutItem", idempotency, true),
+            ("RegistrationFunction", "GetItem", idempotency, true),
+            ("RegistrationFunction", "UpdateItem", idempotency, true),
+            ("RegistrationFunction", "DeleteItem", idempotency, true),
+            ("RegistrationFunction", "UpdateItem", customer, false),
+            ("RegistrationFunction", "DeleteItem", customer, false),
+            ("RegistrationFunction", "GetItem", email, false),
+            ("RegistrationFunction", "PutItem", hierarchy, false),
+            ("ActivationFunction", "GetItem", customer, true),
+            ("ActivationFunction", "UpdateItem", customer, true),
+            ("ActivationFunction", "UpdateItem", email, false),
+            ("ActivationFunction", "GetItem", idempotency, false),
+            ("ActivationFunction", "PutItem", customer, false),
+            ("NoSuchFunction", "GetItem", customer, false),
+        ];
+        for (function, action, key, expected) in cases {
+            assert_eq!(
+                policies.allows(function, &format!("dynamodb:{action}"), key),
+                expected,
+                "{function} {action} {key}"
             );
         }
     }

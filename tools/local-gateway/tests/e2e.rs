@@ -1042,3 +1042,105 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     );
     assert_eq!(fresh.mail().len(), 0, "nothing sent by the replay");
 }
+
+/// moto never refuses a call for lack of permission, so every stack checks, when dropped, the
+/// calls its functions made against their policies in `template.yaml`. This test shows that
+/// check sees each kind of call the three functions make, and that it bites: the registration
+/// policy without its Idempotency-Key statement (as it was deployed before) refuses the keyed
+/// registration's calls.
+#[tokio::test]
+async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their_policies() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    assert_eq!(
+        stack
+            .get(&support::hierarchy_path(&tenant), &tenant, None)
+            .await
+            .status,
+        200
+    );
+    let email = "policy@example.com";
+    let body = contract_body(&tenant, email);
+    let first = stack.register_with_key(&tenant, "policy-key", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = stack.register_with_key(&tenant, "policy-key", &body).await;
+    assert_eq!(replay.status, 201, "{}", replay.body);
+    // Refused before writing: the recorded answer is looked up (GetItem).
+    let mut invalid = body.clone();
+    invalid["matchingPassword"] = json!("Mismatch123!!x");
+    assert_eq!(
+        stack
+            .register_with_key(&tenant, "policy-key", &invalid)
+            .await
+            .status,
+        400
+    );
+    // A keyed conflict is recorded for replay outside the transaction (UpdateItem).
+    let conflict = stack
+        .register_with_key(&tenant, "policy-key-2", &body)
+        .await;
+    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    let customer = first.body["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stack
+            .activate(&tenant, &customer, email, "00000000")
+            .await
+            .status,
+        400
+    );
+    stack.advance(61);
+    assert_eq!(stack.resend(&tenant, &customer, email).await.status, 202);
+    let code = stack.code_for(&customer);
+    assert_eq!(
+        stack
+            .activate(&tenant, &customer, email, &code)
+            .await
+            .status,
+        200
+    );
+
+    let kind = |key: &str| {
+        ["CUSTOMER", "EMAIL", "IDEMPOTENCY", "CATEGORIZATION"]
+            .into_iter()
+            .find(|k| key.contains(&format!("#{k}")))
+            .unwrap_or("?")
+    };
+    let seen: HashSet<String> = stack
+        .dynamodb_actions()
+        .into_iter()
+        .map(|(function, action, key)| format!("{function} {action} {}", kind(&key)))
+        .collect();
+    for expected in [
+        "CategorizationFunction dynamodb:Query CATEGORIZATION",
+        "RegistrationFunction dynamodb:Query CATEGORIZATION",
+        "RegistrationFunction dynamodb:PutItem CUSTOMER",
+        "RegistrationFunction dynamodb:PutItem EMAIL",
+        "RegistrationFunction dynamodb:PutItem IDEMPOTENCY",
+        "RegistrationFunction dynamodb:UpdateItem IDEMPOTENCY",
+        "RegistrationFunction dynamodb:GetItem IDEMPOTENCY",
+        "ActivationFunction dynamodb:UpdateItem CUSTOMER",
+        "ActivationFunction dynamodb:GetItem CUSTOMER",
+    ] {
+        assert!(seen.contains(expected), "{expected} not seen in {seen:#?}");
+    }
+    assert_eq!(stack.refused_by_policy(), Vec::<String>::new());
+
+    let template = include_str!("../../../template.yaml");
+    let statement = "            - Effect: Allow\n              Action: [dynamodb:PutItem, dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem]\n              Resource: !GetAtt CustomersTable.Arn\n              Condition:\n                ForAllValues:StringLike:\n                  dynamodb:LeadingKeys: [\"TENANT#*#IDEMPOTENCY#*\"]\n";
+    assert!(
+        template.contains(statement),
+        "the idempotency statement moved"
+    );
+    let before =
+        admin::template_checks::Policies::from_template(&template.replacen(statement, "", 1))
+            .unwrap();
+    let refused_before = stack
+        .dynamodb_actions()
+        .into_iter()
+        .filter(|(function, action, key)| !before.allows(function, action, key))
+        .count();
+    assert!(
+        refused_before >= 4,
+        "{refused_before} calls refused without the statement"
+    );
+}

@@ -1,7 +1,11 @@
 //! Test support: a gateway per test on a free port, against the run's table in moto.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use activation::Activation;
+use categorization::Categorization;
+use registration::Registration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -67,6 +71,96 @@ pub struct Stack {
     pub store: DynamoStore,
     pub authorizer: LocalAuthorizer,
     pub http: reqwest::Client,
+    /// Every DynamoDB request the functions made: (template resource, target, JSON body).
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+type Call = (&'static str, String, Value);
+
+/// Records each DynamoDB request a function's client sends (every attempt).
+#[derive(Debug)]
+struct Recorder {
+    function: &'static str,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "Recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request();
+        let target = request
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default()
+            .to_owned();
+        let body = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        self.calls
+            .lock()
+            .unwrap()
+            .push((self.function, target, body));
+        Ok(())
+    }
+}
+
+/// The template's function policies, read once.
+pub fn policies() -> &'static admin::template_checks::Policies {
+    static POLICIES: std::sync::OnceLock<admin::template_checks::Policies> =
+        std::sync::OnceLock::new();
+    POLICIES.get_or_init(|| {
+        admin::template_checks::Policies::from_template(include_str!("../../../../template.yaml"))
+            .expect("the template's policies")
+    })
+}
+
+impl Stack {
+    /// The (function, IAM action, partition key) of every DynamoDB request made so far.
+    pub fn dynamodb_actions(&self) -> Vec<(&'static str, String, String)> {
+        let calls = self.calls.lock().unwrap();
+        let mut out = Vec::new();
+        for (function, target, body) in calls.iter() {
+            let actions = admin::template_checks::dynamodb_actions(target, body)
+                .unwrap_or_else(|e| panic!("{function}: {e}"));
+            out.extend(actions.into_iter().map(|(a, k)| (*function, a, k)));
+        }
+        out
+    }
+
+    /// The requests the template's policy would refuse: in AWS each would fail with
+    /// AccessDeniedException, which moto never raises.
+    pub fn refused_by_policy(&self) -> Vec<String> {
+        self.dynamodb_actions()
+            .into_iter()
+            .filter(|(function, action, key)| !policies().allows(function, action, key))
+            .map(|(function, action, key)| format!("{function}: {action} on {key}"))
+            .collect()
+    }
+}
+
+/// Every test's stack checks, at its end, that each DynamoDB request its functions made is
+/// one their own policy in `template.yaml` allows.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let refused = self.refused_by_policy();
+        assert!(
+            refused.is_empty(),
+            "DynamoDB requests template.yaml does not allow: {refused:#?}"
+        );
+    }
 }
 
 pub struct Reply {
@@ -127,15 +221,29 @@ impl Stack {
         let store = DynamoStore::new(client.clone(), &table);
         let authorizer =
             LocalAuthorizer::new("e2e-issuer", "e2e-audience", "e2e-secret", "tenant_id");
-        let functions_store = match endpoint {
-            None => store.clone(),
+        let functions_client = match endpoint {
+            None => client.clone(),
             Some(url) => {
                 let sdk = shared::store::dynamodb::aws_config_from_env().await;
                 let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
                     .endpoint_url(url)
                     .build();
-                DynamoStore::new(Client::from_conf(config), &table)
+                Client::from_conf(config)
             }
+        };
+        // Each function gets its own client, which records the calls it makes for the policy
+        // check when the stack is dropped.
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let store_of = |function: &'static str| {
+            let config = functions_client
+                .config()
+                .to_builder()
+                .interceptor(Recorder {
+                    function,
+                    calls: calls.clone(),
+                })
+                .build();
+            Arc::new(DynamoStore::new(Client::from_conf(config), &table))
         };
         let mailbox =
             std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
@@ -144,14 +252,31 @@ impl Stack {
             std::time::Duration::from_secs(24 * 3600),
         );
         let clock = Arc::new(FixedClock::at(chrono::Utc::now()));
+        let sender = Arc::new(MailboxSender::new(mailbox.clone()));
+        let registration = store_of("RegistrationFunction");
         let gateway = Arc::new(Gateway {
-            functions: Functions::new(
-                config,
-                &settings,
-                functions_store,
-                Arc::new(MailboxSender::new(mailbox.clone())),
-                clock.clone(),
-            ),
+            functions: Functions {
+                categorization: Categorization::new(
+                    config.clone(),
+                    store_of("CategorizationFunction"),
+                ),
+                registration: Registration::new(
+                    config.clone(),
+                    &settings,
+                    registration.clone(),
+                    registration.clone(),
+                    registration,
+                    sender.clone(),
+                    clock.clone(),
+                ),
+                activation: Activation::new(
+                    config,
+                    &settings,
+                    store_of("ActivationFunction"),
+                    sender,
+                    clock.clone(),
+                ),
+            },
             authorizer: authorizer.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -166,6 +291,7 @@ impl Stack {
             store,
             authorizer,
             http: reqwest::Client::new(),
+            calls,
         }
     }
 
