@@ -74,10 +74,14 @@ impl ActivationState {
     }
 }
 
-/// Whether `given` (an id or an e-mail, any case) names the user with this id and e-mail.
+/// Whether `given` (an id or an e-mail, any case, any spelling of its domain) names the user
+/// with this id and e-mail.
 fn names_user(given: &str, user_id: &str, email_normalized: &str) -> bool {
     let given = given.trim();
-    !given.is_empty() && (given == user_id || given.to_lowercase() == email_normalized)
+    !given.is_empty()
+        && (given == user_id
+            || crate::domain::Email::parse(given)
+                .is_ok_and(|email| email.normalized() == email_normalized))
 }
 
 #[cfg(test)]
@@ -111,6 +115,8 @@ mod tests {
             ("ab12", " u-1 ", true),
             ("ab12", "jane@example.com", true),
             ("ab12", "Jane@Example.COM", true),
+            ("ab12", "jane@ｅｘａｍｐｌｅ.com", true),
+            ("ab12", "\"jane\"@example.com", false),
             ("ab13", "u-1", false),
             ("ab1", "u-1", false),
             ("ab123", "u-1", false),

@@ -208,8 +208,10 @@ pub fn validate(
     );
     if let (Some(username), Some(email)) = (&user.username, &email) {
         let path = "individualCustomer.user.username";
+        // The username names the same mailbox, in any of its spellings.
         if let Some(username) = errors.opt(path, Some(username), text(Email::MAX_CHARS))
-            && username.to_lowercase() != email.normalized()
+            && Email::parse(&username).map_or_else(|_| username.to_lowercase(), |u| u.normalized())
+                != email.normalized()
         {
             errors.push(path, conflict(&format!("{P}.email")));
         }

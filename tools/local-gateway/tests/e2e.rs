@@ -218,6 +218,62 @@ async fn an_email_differing_only_in_case_is_a_conflict() {
     assert_eq!(stack.items_of(&tenant).await.len(), 2);
 }
 
+/// One mailbox, one customer: other spellings of a registered address are refused (quoted
+/// local parts, which SES cannot deliver to either) or meet the first customer (a domain in
+/// Unicode, full-width or `xn--` form).
+#[tokio::test]
+async fn other_spellings_of_a_registered_mailbox_do_not_make_a_second_customer() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let register = |email: &str| {
+        let body = contract_body(&tenant, email);
+        let (stack, tenant) = (&stack, &tenant);
+        async move { stack.register(tenant, &body).await }
+    };
+    assert_eq!(register("marcus.jensen@example.com").await.status, 201);
+    for quoted in [
+        "\"marcus.jensen\"@example.com",
+        "\"marcus\\.jensen\"@example.com",
+    ] {
+        let reply = register(quoted).await;
+        assert_eq!(reply.status, 400, "{quoted}: {}", reply.body);
+        assert_eq!(
+            reply.body["data"]["errors"][0]["field"], "individualCustomer.person.email",
+            "{}",
+            reply.body
+        );
+    }
+    let fullwidth = register("Marcus.Jensen@ｅｘａｍｐｌｅ.com").await;
+    assert_eq!(fullwidth.status, 409, "{}", fullwidth.body);
+    assert_eq!(fullwidth.body["data"]["error"], "EMAIL_ALREADY_EXISTS");
+
+    let unicode = register("jm@müller.de").await;
+    assert_eq!(unicode.status, 201, "{}", unicode.body);
+    assert_eq!(
+        unicode.body["data"]["person"]["email"], "jm@xn--mller-kva.de",
+        "stored and mailed in the form SES delivers to"
+    );
+    let customer = unicode.body["data"]["id"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .mail()
+            .iter()
+            .find(|m| m["customerId"] == customer)
+            .map(|m| m["to"].clone()),
+        Some(json!("jm@xn--mller-kva.de"))
+    );
+    let ascii = register("JM@XN--MLLER-KVA.de").await;
+    assert_eq!(ascii.status, 409, "{}", ascii.body);
+    // The customer names their user with the address as they know it.
+    let code = stack.code_for(customer);
+    let activated = stack
+        .activate(&tenant, customer, "JM@Müller.de", &code)
+        .await;
+    assert_eq!(activated.status, 200, "{}", activated.body);
+    // Two customers (two items each), nothing else.
+    assert_eq!(stack.items_of(&tenant).await.len(), 4);
+}
+
 #[tokio::test]
 async fn the_same_email_in_another_tenant_is_a_different_customer() {
     let stack = Stack::start().await;
