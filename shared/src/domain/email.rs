@@ -144,6 +144,7 @@ mod tests {
             ("a@müller.de", "a@xn--mller-kva.de"),
             ("a@MÜLLER.de", "a@xn--mller-kva.de"),
             ("a@XN--MLLER-KVA.DE", "a@xn--mller-kva.de"),
+            ("a@ｍüller.de", "a@xn--mller-kva.de"),
             ("a@ｅｘａｍｐｌｅ.com", "a@example.com"),
         ];
         for (raw, normalized) in cases {
