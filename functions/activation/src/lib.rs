@@ -17,7 +17,7 @@ use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules
 use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
-use shared::api::outcome::{finish, storage_failure};
+use shared::api::outcome::{finish, storage_failure, within_deadline};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
 use shared::clock::Clock;
@@ -87,11 +87,17 @@ impl Activation {
                     .unwrap_or_default()
                     .to_owned();
                 let result = if resend {
-                    self.resend(&req, &request_id, customer_id, &mut tenant)
-                        .await
+                    within_deadline(
+                        &req,
+                        self.resend(&req, &request_id, customer_id, &mut tenant),
+                    )
+                    .await
                 } else {
-                    self.activate(&req, &request_id, customer_id, &mut tenant)
-                        .await
+                    within_deadline(
+                        &req,
+                        self.activate(&req, &request_id, customer_id, &mut tenant),
+                    )
+                    .await
                 };
                 (if resend { RESEND } else { ACTIVATE }, result)
             }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::api::auth::{self, scopes};
-use shared::api::outcome::{finish, storage_failure};
+use shared::api::outcome::{finish, storage_failure, within_deadline};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, json_response, request_id};
 use shared::categorization::HierarchyCache;
@@ -39,7 +39,7 @@ impl Categorization {
         let started = Instant::now();
         let request_id = request_id(&req);
         let mut tenant = None;
-        let result = self.lookup(&req, &request_id, &mut tenant).await;
+        let result = within_deadline(&req, self.lookup(&req, &request_id, &mut tenant)).await;
         finish(
             ROUTE,
             &request_id,

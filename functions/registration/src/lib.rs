@@ -18,7 +18,7 @@ use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
-use shared::api::outcome::{finish, storage_failure};
+use shared::api::outcome::{finish, storage_failure, within_deadline};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
@@ -90,7 +90,7 @@ impl Registration {
         let started = Instant::now();
         let request_id = request_id(&req);
         let mut tenant = None;
-        let result = self.register(&req, &request_id, &mut tenant).await;
+        let result = within_deadline(&req, self.register(&req, &request_id, &mut tenant)).await;
         finish(
             ROUTE,
             &request_id,

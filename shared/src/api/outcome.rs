@@ -2,9 +2,10 @@
 //! personal data), and the mapping of unexpected storage failures to 503/500 whose cause goes
 //! to the log only (§1.3: a 5xx never reveals internals).
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::ApiError;
 use crate::store::StoreError;
@@ -50,6 +51,53 @@ pub fn finish(
         );
     }
     response
+}
+
+/// What answering takes once the work stops: the response, the log line, the metrics
+/// document and the post to the runtime API.
+pub const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+
+/// The time the invocation has left for work: until Lambda's deadline (the function's timeout,
+/// when Lambda stops it without an answer) less [`ANSWER_MARGIN`]. `None` without a deadline.
+pub fn time_left(req: &Request) -> Option<Duration> {
+    let deadline = req.lambda_context_ref()?.deadline;
+    if deadline == 0 {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Some(
+        Duration::from_millis(deadline)
+            .saturating_sub(now)
+            .saturating_sub(ANSWER_MARGIN),
+    )
+}
+
+/// Runs a request's work within the invocation's time (see [`time_left`]). A request can make
+/// several DynamoDB calls in a row, each allowed up to the SDK's operation timeout, so together
+/// they could outlast the function's timeout; then Lambda would stop the function mid-request
+/// and the client would get the gateway's bare 5xx. Cut short here instead, the request is
+/// answered 503 `SERVICE_UNAVAILABLE` with `Retry-After`, and logged like any other.
+pub async fn within_deadline<T>(
+    req: &Request,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let Some(left) = time_left(req) else {
+        return work.await;
+    };
+    match tokio::time::timeout(left, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!(
+                time_left_ms = left.as_millis() as u64,
+                "the invocation's deadline came before the request finished"
+            );
+            Err(ApiError::ServiceUnavailable {
+                retry_after_seconds: 1,
+            })
+        }
+    }
 }
 
 /// Maps a storage failure that the use case did not expect. The cause chain is logged here.

@@ -76,7 +76,13 @@ impl Functions {
 pub struct Gateway {
     pub functions: Functions,
     pub authorizer: LocalAuthorizer,
+    /// Each invocation's deadline is this far after it starts, as Lambda sets it from the
+    /// function's timeout.
+    pub timeout: std::time::Duration,
 }
+
+/// The functions' timeout in `template.yaml` (`Globals.Function.Timeout`).
+pub const LAMBDA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The contract as OpenAPI 3.1, served by the local gateway at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../../openapi.yaml");
@@ -155,7 +161,16 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
     };
     let event = event::build(&incoming).to_string();
     let lambda_request = match lambda_http::request::from_str(&event) {
-        Ok(req) => req,
+        Ok(req) => {
+            // The invocation's context, with its deadline, as the Lambda runtime attaches it.
+            let mut context = lambda_http::Context::default();
+            context.request_id = request_id.clone();
+            let deadline = std::time::SystemTime::now() + gateway.timeout;
+            context.deadline = deadline
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            lambda_http::RequestExt::with_lambda_context(req, context)
+        }
         Err(err) => {
             tracing::error!(error = %err, "local gateway built an event lambda_http cannot read");
             return to_axum(ApiError::Internal.into_response(&request_id));
@@ -241,6 +256,16 @@ mod tests {
         let mut declared = template_routes(template).unwrap();
         declared.retain(|(_, path)| path != "$default");
         assert_eq!(openapi_routes(OPENAPI).unwrap(), declared);
+    }
+
+    #[test]
+    fn invocations_get_the_deadline_of_the_templates_timeout() {
+        let doc: serde_norway::Value =
+            serde_norway::from_str(include_str!("../../../template.yaml")).unwrap();
+        assert_eq!(
+            doc["Globals"]["Function"]["Timeout"].as_u64(),
+            Some(LAMBDA_TIMEOUT.as_secs())
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway {
         functions: Functions::with_system_clock(config, &activation, store, sender),
         authorizer: LocalAuthorizer::from_env(),
+        timeout: local_gateway::LAMBDA_TIMEOUT,
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

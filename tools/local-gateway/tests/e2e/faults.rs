@@ -367,3 +367,59 @@ async fn under_injected_faults_every_answer_is_designed_and_no_write_is_partial(
     );
     let _: Value = Value::Null;
 }
+
+/// A DynamoDB that accepts connections and reads requests but never answers.
+async fn start_stalling_proxy() -> String {
+    listen(|mut client| async move {
+        let mut buf = [0u8; 8192];
+        while client.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await
+}
+
+/// Lambda stops a function at its timeout without an answer, and a request's DynamoDB calls in
+/// a row may together outlast it (each is allowed the SDK's 8 s operation timeout). Each route
+/// answers 503 with `Retry-After` before its invocation's deadline instead, and writes nothing.
+/// Without the deadline, the earliest answer here would come after the SDK's 3 s attempt
+/// timeout.
+#[tokio::test]
+async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadline() {
+    let timeout = Duration::from_secs(1);
+    let stack = Stack::start_with(Some(start_stalling_proxy().await), timeout).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, None);
+    let customer = uuid::Uuid::new_v4();
+    let requests = [
+        (
+            super::support::REGISTRATION.to_owned(),
+            contract_body(&tenant, "late@example.com").to_string(),
+        ),
+        (
+            format!("/api/v2.1/customer/individual/{customer}/activation"),
+            json!({"userId": "late@example.com", "code": "12345678"}).to_string(),
+        ),
+        (
+            format!("/api/v2.1/customer/individual/{customer}/activation/code"),
+            json!({"userId": "late@example.com"}).to_string(),
+        ),
+    ];
+    for (path, body) in requests {
+        let started = std::time::Instant::now();
+        let reply = stack.post_raw(&path, &token, &tenant, &body).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 503, "{path}: {}", reply.body);
+        assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE", "{path}");
+        assert!(reply.headers.get("retry-after").is_some(), "{path}");
+        assert!(
+            took < Duration::from_millis(2900),
+            "{path}: answered after {took:?}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let lookup = stack
+        .get(&super::support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(lookup.status, 503, "{}", lookup.body);
+    assert!(started.elapsed() < Duration::from_millis(2900));
+    assert!(stack.items_of(&tenant).await.is_empty());
+}

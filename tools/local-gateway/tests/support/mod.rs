@@ -206,6 +206,12 @@ impl Stack {
     /// A stack whose functions reach DynamoDB through `endpoint` (a fault proxy), while the
     /// test itself reads and seeds the table directly.
     pub async fn start_with_dynamodb(endpoint: Option<String>) -> Self {
+        Self::start_with(endpoint, local_gateway::LAMBDA_TIMEOUT).await
+    }
+
+    /// As [`Stack::start_with_dynamodb`], with each invocation's deadline `timeout` after it
+    /// starts.
+    pub async fn start_with(endpoint: Option<String>, timeout: std::time::Duration) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
@@ -278,6 +284,7 @@ impl Stack {
                 ),
             },
             authorizer: authorizer.clone(),
+            timeout,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
