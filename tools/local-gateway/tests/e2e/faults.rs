@@ -265,6 +265,32 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
 }
 
 #[tokio::test]
+async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() {
+    // The SDK retries the Idempotency-Key claim whose answer was lost after moto applied it.
+    // The retry meets the claim it made itself: read as a twin's, it answered 409
+    // REQUEST_IN_PROGRESS to its own request (and the key stayed locked for a minute).
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let proxy = LosingProxy::start(upstream, "lockExpiresAt").await;
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "lost-claim@example.com");
+    proxy.armed.store(true, Ordering::SeqCst);
+    let reply = stack.register_with_key(&tenant, "lost-claim", &body).await;
+    assert_eq!(proxy.lost.load(Ordering::SeqCst), 1, "an answer was lost");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let replay = stack.register_with_key(&tenant, "lost-claim", &body).await;
+    assert_eq!(replay.status, 201, "{}", replay.body);
+    assert_eq!(replay.body["data"]["id"], reply.body["data"]["id"]);
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(
+        items.iter().filter(|i| i["SK"] == "CUSTOMER").count(),
+        1,
+        "{items:#?}"
+    );
+}
+
+#[tokio::test]
 async fn under_injected_faults_every_answer_is_designed_and_no_write_is_partial() {
     let counts = Arc::new(FaultCounts::default());
     let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
