@@ -246,7 +246,7 @@ impl Activation {
             return Err(ApiError::AlreadyActive);
         }
         let now = self.clock.now();
-        let counter = rules::resend(state.resend, state.code_issued_at, now).map_err(
+        let history = rules::resend(&state.resend, state.code_issued_at, now).map_err(
             |retry_after_seconds| ApiError::ResendLimited {
                 retry_after_seconds,
             },
@@ -255,11 +255,11 @@ impl Activation {
             tracing::error!(error = %format!("{e:#}"), "activation code generation failed");
             ApiError::Internal
         })?;
-        let issued = IssuedCode {
-            hash: self.hasher.hash(tenant, &checked.customer_id, &code),
-            issued_at: now,
-            expires_at: now + self.code_ttl,
-        };
+        let issued = IssuedCode::new(
+            self.hasher.hash(tenant, &checked.customer_id, &code),
+            now,
+            self.code_ttl,
+        );
         match self
             .customers
             .reissue_code(
@@ -267,7 +267,7 @@ impl Activation {
                 &checked.customer_id,
                 state.version,
                 &issued,
-                counter,
+                &history,
             )
             .await
         {

@@ -282,11 +282,11 @@ impl Registration {
             tracing::error!(error = %format!("{e:#}"), "activation code generation failed");
             ApiError::Internal
         })?;
-        let issued = IssuedCode {
-            hash: self.hasher.hash(tenant, &customer.id, &code),
-            issued_at: now,
-            expires_at: now + self.code_ttl,
-        };
+        let issued = IssuedCode::new(
+            self.hasher.hash(tenant, &customer.id, &code),
+            now,
+            self.code_ttl,
+        );
 
         // 5. One transaction: customer + e-mail marker (+ the idempotency record's response).
         let redirect_url = self.config.redirect_url(&customer.id);

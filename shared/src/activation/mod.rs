@@ -21,6 +21,22 @@ pub struct IssuedCode {
     pub expires_at: DateTime<Utc>,
 }
 
+impl IssuedCode {
+    /// A code issued `now`, valid for `ttl`. Its times are stored in whole epoch seconds, so
+    /// it is issued on the second: the `codeExpiresAt` a client is told is the instant the
+    /// code stops working, and the resend interval counts from when the code really was
+    /// issued (with sub-second times, both fell up to a second short).
+    pub fn new(hash: String, now: DateTime<Utc>, ttl: chrono::Duration) -> Self {
+        use chrono::SubsecRound;
+        let issued_at = now.trunc_subsecs(0);
+        Self {
+            hash,
+            issued_at,
+            expires_at: issued_at + ttl,
+        }
+    }
+}
+
 /// One activation attempt, as the store needs it.
 #[derive(Debug, Clone)]
 pub struct ActivationAttempt {
@@ -63,7 +79,7 @@ pub struct ActivationState {
     pub email: String,
     pub email_normalized: String,
     pub code_issued_at: Option<DateTime<Utc>>,
-    pub resend: rules::ResendCounter,
+    pub resend: rules::ResendHistory,
     pub version: u64,
 }
 
@@ -104,6 +120,25 @@ mod tests {
                 source_ip: None,
             },
             max_attempts: rules::MAX_ATTEMPTS,
+        }
+    }
+
+    #[test]
+    fn codes_are_issued_on_the_second_they_are_stored_in() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let day = chrono::Duration::hours(24);
+        for offset_ms in [0, 1, 700, 999] {
+            let code = IssuedCode::new(
+                "h".into(),
+                t0 + chrono::Duration::milliseconds(offset_ms),
+                day,
+            );
+            assert_eq!(
+                (code.issued_at, code.expires_at),
+                (t0, t0 + day),
+                "{offset_ms}"
+            );
         }
     }
 

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use secrecy::ExposeSecret;
 
 use super::{CustomerStore, HierarchySource, NewCustomer, StoreError, keys};
-use crate::activation::rules::ResendCounter;
+use crate::activation::rules::ResendHistory;
 use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
 use crate::categorization::{Category, Feature, Hierarchy};
 use crate::domain::TenantId;
@@ -422,7 +422,6 @@ impl CustomerStore for DynamoStore {
         item.insert("codeIssuedAt".into(), n(new.code.issued_at.timestamp()));
         item.insert("codeExpiresAt".into(), n(new.code.expires_at.timestamp()));
         item.insert("codeAttempts".into(), n(0));
-        item.insert("resendCount".into(), n(0));
         let customer_put = self
             .keyed_put(&customer_pk, customer_sk, item, "CUSTOMER")
             .condition_expression("attribute_not_exists(PK)");
@@ -511,7 +510,7 @@ impl CustomerStore for DynamoStore {
         customer_id: &str,
         expected_version: u64,
         code: &IssuedCode,
-        resend: ResendCounter,
+        resend: &ResendHistory,
     ) -> Result<(), StoreError> {
         self.reissue_code_impl(tenant, customer_id, expected_version, code, resend)
             .await
@@ -538,6 +537,26 @@ fn counted_attempt(item: &Item, attempt_id: &str) -> bool {
 
 fn epoch(seconds: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(seconds?, 0)
+}
+
+/// The resends of the last 24 h (`resendTimes`, epoch seconds). An item written before the
+/// rolling window kept a count and the start of a fixed window instead: its resends are all
+/// taken to have happened at that start, which refuses no less than the old rule did.
+fn resend_history(item: &Item) -> ResendHistory {
+    let recent = match item.get("resendTimes").and_then(|t| t.as_l().ok()) {
+        Some(times) => times
+            .iter()
+            .filter_map(|t| epoch(t.as_n().ok()?.parse().ok()))
+            .collect(),
+        None => match epoch(number(item, "resendWindowStart")) {
+            Some(start) => {
+                let count = number(item, "resendCount").unwrap_or(0).clamp(0, 5);
+                vec![start; usize::try_from(count).unwrap_or(0)]
+            }
+            None => Vec::new(),
+        },
+    };
+    ResendHistory { recent }
 }
 
 fn user_id_of(item: &Item) -> Option<String> {
@@ -786,10 +805,7 @@ impl DynamoStore {
                 .unwrap_or_default()
                 .to_owned(),
             code_issued_at: epoch(number(&item, "codeIssuedAt")),
-            resend: ResendCounter {
-                count: u32::try_from(number(&item, "resendCount").unwrap_or(0)).unwrap_or(0),
-                window_start: epoch(number(&item, "resendWindowStart")),
-            },
+            resend: resend_history(&item),
             version: u64::try_from(number(&item, "version").unwrap_or(0)).unwrap_or(0),
         }))
     }
@@ -800,16 +816,21 @@ impl DynamoStore {
         customer_id: &str,
         expected_version: u64,
         code: &IssuedCode,
-        resend: ResendCounter,
+        resend: &ResendHistory,
     ) -> Result<(), StoreError> {
         let (pk, sk) = keys::customer(tenant, customer_id);
+        let times = resend
+            .recent
+            .iter()
+            .map(|at| n(at.timestamp()))
+            .collect::<Vec<_>>();
         let update = self
             .update_item(&pk, sk)
             .condition_expression("customerStatus = :pending AND version = :version")
             .update_expression(
                 "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
-                 codeAttempts = :zero, resendCount = :count, resendWindowStart = :window, \
-                 updatedAt = :at, version = version + :one REMOVE attemptIds",
+                 codeAttempts = :zero, resendTimes = :times, updatedAt = :at, \
+                 version = version + :one REMOVE attemptIds, resendCount, resendWindowStart",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":version", n(expected_version))
@@ -817,11 +838,7 @@ impl DynamoStore {
             .expression_attribute_values(":issued", n(code.issued_at.timestamp()))
             .expression_attribute_values(":expires", n(code.expires_at.timestamp()))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":count", n(resend.count))
-            .expression_attribute_values(
-                ":window",
-                n(resend.window_start.unwrap_or(code.issued_at).timestamp()),
-            )
+            .expression_attribute_values(":times", AttributeValue::L(times))
             .expression_attribute_values(":at", s(crate::registration::timestamp(code.issued_at)))
             .expression_attribute_values(":one", n(1));
         match self.conditional_update(update, (&pk, sk)).await? {
@@ -1014,6 +1031,37 @@ fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resend_histories_are_read_from_either_layout() {
+        let at = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        let item = |pairs: &[(&str, AttributeValue)]| -> Item {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect()
+        };
+        let cases = [
+            (item(&[]), vec![]),
+            (
+                item(&[("resendTimes", AttributeValue::L(vec![n(100), n(200)]))]),
+                vec![at(100), at(200)],
+            ),
+            // Written before the rolling window: a count and a fixed window's start.
+            (
+                item(&[("resendCount", n(3)), ("resendWindowStart", n(500))]),
+                vec![at(500); 3],
+            ),
+            (item(&[("resendCount", n(0))]), vec![]),
+            (
+                item(&[("resendCount", n(99)), ("resendWindowStart", n(500))]),
+                vec![at(500); 5],
+            ),
+        ];
+        for (item, expected) in cases {
+            assert_eq!(resend_history(&item).recent, expected, "{item:?}");
+        }
+    }
 
     #[test]
     fn the_amazon_roots_make_a_valid_trust_store() {

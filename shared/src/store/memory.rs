@@ -11,7 +11,7 @@ use super::{
     ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
     IdempotencyStore, NewCustomer, StoreError, StoredResponse,
 };
-use crate::activation::rules::ResendCounter;
+use crate::activation::rules::ResendHistory;
 use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
 use crate::categorization::Hierarchy;
 use crate::domain::TenantId;
@@ -25,7 +25,7 @@ struct Record {
     email_normalized: String,
     code: Option<IssuedCode>,
     attempts: u32,
-    resend: ResendCounter,
+    resend: ResendHistory,
     version: u64,
 }
 
@@ -92,7 +92,7 @@ impl CustomerStore for MemoryStore {
                 email_normalized: new.email_normalized.clone(),
                 code: Some(new.code.clone()),
                 attempts: 0,
-                resend: ResendCounter::default(),
+                resend: ResendHistory::default(),
                 version: 1,
             },
         );
@@ -150,7 +150,7 @@ impl CustomerStore for MemoryStore {
                 email: r.customer.person.email.clone(),
                 email_normalized: r.email_normalized.clone(),
                 code_issued_at: r.code.as_ref().map(|c| c.issued_at),
-                resend: r.resend,
+                resend: r.resend.clone(),
                 version: r.version,
             }))
     }
@@ -161,7 +161,7 @@ impl CustomerStore for MemoryStore {
         customer_id: &str,
         expected_version: u64,
         code: &IssuedCode,
-        resend: ResendCounter,
+        resend: &ResendHistory,
     ) -> Result<(), StoreError> {
         let mut customers = self.customers.lock().map_err(poisoned)?;
         match customers.get_mut(&(tenant.clone(), customer_id.to_owned())) {
@@ -171,7 +171,7 @@ impl CustomerStore for MemoryStore {
             {
                 r.code = Some(code.clone());
                 r.attempts = 0;
-                r.resend = resend;
+                r.resend = resend.clone();
                 r.version += 1;
                 Ok(())
             }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::activation::{
-    ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode, rules::ResendCounter,
+    ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode, rules::ResendHistory,
 };
 use crate::categorization::Hierarchy;
 use crate::domain::TenantId;
@@ -145,6 +145,6 @@ pub trait CustomerStore: Send + Sync {
         customer_id: &str,
         expected_version: u64,
         code: &IssuedCode,
-        resend: ResendCounter,
+        resend: &ResendHistory,
     ) -> Result<(), StoreError>;
 }

@@ -716,6 +716,47 @@ async fn resends_are_limited_to_five_a_day() {
     );
 }
 
+/// "5 per 24 h" holds for any 24 h: four resends at the end of one day leave one for the
+/// next day's start, not five (a fixed window starting at the first resend allowed 9 in ~5
+/// minutes here).
+#[tokio::test]
+async fn resends_at_a_day_boundary_stay_within_five_in_any_24_hours() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "boundary@example.com";
+    let id = stack.registered(&tenant, email).await;
+    stack.advance(61);
+    assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    stack.advance(86_400 - 61 - 5 * 61);
+    for _ in 0..4 {
+        stack.advance(61);
+        assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    }
+    let retry_after = |reply: &support::Reply| -> i64 {
+        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert_eq!(reply.body["data"]["error"], "RESEND_LIMITED");
+        reply.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Five in the last 24 h until the first resend is a day old, 61 s from now.
+    stack.advance(61);
+    assert_eq!(retry_after(&stack.resend(&tenant, &id, email).await), 61);
+    stack.advance(61);
+    assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    // The other four have not left: the next comes when the oldest of them is a day old
+    // (a fixed window would have started afresh and granted this one and three more).
+    stack.advance(61);
+    assert_eq!(
+        retry_after(&stack.resend(&tenant, &id, email).await),
+        86_400 - 4 * 61 - 2 * 61
+    );
+    let stored = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(stored["resendTimes"].as_array().map(Vec::len), Some(5));
+}
+
 #[tokio::test]
 async fn concurrent_right_codes_activate_exactly_once() {
     // §4.2: of concurrent right submissions exactly one gets 200 and the others 409. Each is
