@@ -326,6 +326,18 @@ mod tests {
             std::time::Instant::now(),
             Err(crate::api::ApiError::EmailAlreadyExists),
         );
+        let replayed = lambda_http::Response::builder()
+            .status(201)
+            .header("idempotent-replayed", "true")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        crate::api::outcome::finish(
+            "POST /registration",
+            "req-emf",
+            Some("t1"),
+            std::time::Instant::now(),
+            Ok(replayed),
+        );
         metrics::counter!("DynamoDbRetries").increment(2);
         let mut out = Vec::new();
         collector
@@ -349,5 +361,8 @@ mod tests {
         );
         assert_eq!(rejected["requestId"], "req-emf");
         assert!(text.contains("DynamoDbRetries"));
+        // A replay is counted as one, not as a second registration created.
+        assert!(text.contains("IdempotentReplays"), "{text}");
+        assert!(!text.contains("RegistrationsCreated"), "{text}");
     }
 }

@@ -129,15 +129,16 @@ impl Registration {
             Err(refusal) => {
                 // §3.6: a retry of a request that was answered gets that answer again,
                 // even when what requests are checked against has changed since (the
-                // tenant's hierarchy, a configured rule). Asked only on this path, so a
-                // request that passes its checks pays no extra read.
+                // tenant's hierarchy, a configured rule); a key in use for another body is
+                // 422 whatever this body's faults. Asked only on this path, so a request
+                // that passes its checks pays no extra read.
                 if let Some(key) = &idempotency_key
                     && refusal.status().is_client_error()
                     && let Some(answer) = self
                         .recorded_answer(&caller.tenant, key, bytes, now, request_id)
                         .await
                 {
-                    return Ok(answer);
+                    return answer;
                 }
                 return Err(refusal);
             }
@@ -229,7 +230,8 @@ impl Registration {
         })
     }
 
-    /// The recorded answer to this key and body, if there is one to replay.
+    /// What the key's live record says instead of a refusal: its answer to replay for this
+    /// body, or 422 if the key is in use for another body. `None`: refuse as checked.
     async fn recorded_answer(
         &self,
         tenant: &TenantId,
@@ -237,14 +239,18 @@ impl Registration {
         bytes: &[u8],
         now: chrono::DateTime<chrono::Utc>,
         request_id: &str,
-    ) -> Option<Response<Body>> {
+    ) -> Option<Result<Response<Body>, ApiError>> {
         let body_hash = idempotency::body_hash(bytes);
         match self
             .idempotency
             .recorded(tenant, key, &body_hash, now)
             .await
         {
-            Ok(stored) => Some(replay(stored?, tenant, request_id)),
+            Ok(Some(ClaimOutcome::Completed(stored))) => {
+                Some(Ok(replay(stored, tenant, request_id)))
+            }
+            Ok(Some(ClaimOutcome::Reused)) => Some(Err(ApiError::IdempotencyKeyReused)),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(request_id, error = %e, "could not read the idempotency record");
                 None

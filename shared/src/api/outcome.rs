@@ -28,7 +28,12 @@ pub fn finish(
     };
     let status = response.status().as_u16();
     let tenant_id = tenant.unwrap_or("-");
-    record_metric(route, status, code);
+    if response.headers().contains_key("idempotent-replayed") {
+        // A replay repeats an answer counted when it was first given; it creates nothing.
+        metrics::counter!("IdempotentReplays").increment(1);
+    } else {
+        record_metric(route, status, code);
+    }
     if status >= 500 {
         tracing::error!(
             request_id,

@@ -996,7 +996,7 @@ impl super::IdempotencyStore for DynamoStore {
         key: &str,
         body_hash: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<super::StoredResponse>, StoreError> {
+    ) -> Result<Option<super::ClaimOutcome>, StoreError> {
         let (pk, sk) = keys::idempotency(tenant, key);
         let Some(item) = self.get_consistent((&pk, sk)).await? else {
             return Ok(None);
@@ -1005,10 +1005,7 @@ impl super::IdempotencyStore for DynamoStore {
         if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp()) {
             return Ok(None);
         }
-        match record_outcome(&item, body_hash) {
-            super::ClaimOutcome::Completed(response) => Ok(Some(response)),
-            _ => Ok(None),
-        }
+        Ok(Some(record_outcome(&item, body_hash)))
     }
 }
 

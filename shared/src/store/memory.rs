@@ -225,11 +225,14 @@ impl IdempotencyStore for MemoryStore {
         key: &str,
         body_hash: &str,
         _now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<StoredResponse>, StoreError> {
+    ) -> Result<Option<ClaimOutcome>, StoreError> {
         let records = self.idempotency.lock().map_err(poisoned)?;
-        Ok(records
-            .get(&(tenant.clone(), key.to_owned()))
-            .filter(|(hash, _, _)| hash == body_hash)
-            .and_then(|(_, _, response)| response.clone()))
+        Ok(records.get(&(tenant.clone(), key.to_owned())).map(
+            |(hash, _, response)| match response {
+                _ if hash != body_hash => ClaimOutcome::Reused,
+                Some(response) => ClaimOutcome::Completed(response.clone()),
+                None => ClaimOutcome::InProgress,
+            },
+        ))
     }
 }

@@ -91,15 +91,16 @@ pub trait IdempotencyStore: Send + Sync {
     async fn complete(&self, completion: &IdempotencyCompletion) -> Result<(), StoreError>;
     /// Gives a claim up (the request failed without writing), so a retry can run.
     async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError>;
-    /// The response recorded for `key` and this body, if that record is completed and
-    /// unexpired at `now`. A read: it claims nothing.
+    /// What the live (unexpired at `now`) record of `key` means for a request with this body:
+    /// `Completed` with the response to replay, `Reused` for another body, `InProgress`; `None`
+    /// without a live record. A read: it claims nothing.
     async fn recorded(
         &self,
         tenant: &TenantId,
         key: &str,
         body_hash: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<StoredResponse>, StoreError>;
+    ) -> Result<Option<ClaimOutcome>, StoreError>;
 }
 
 /// A customer about to be written, with the secrets that are stored but never returned.

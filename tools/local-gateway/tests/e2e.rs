@@ -1003,6 +1003,12 @@ async fn a_repeated_key_with_another_body_is_refused() {
         .await;
     assert_eq!(other.status, 422);
     assert_eq!(other.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED");
+    // Another body that is also invalid: still 422 (§3.6), not its validation error.
+    let mut invalid = contract_body(&tenant, "c@example.com");
+    invalid["matchingPassword"] = json!("Mismatch123!!x");
+    let reused = stack.register_with_key(&tenant, "key-2", &invalid).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(
         stack
             .items_of(&tenant)
@@ -1117,14 +1123,14 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     assert_eq!(again.body, first.body, "the original body again");
     assert_eq!(again.headers.get("location"), first.headers.get("location"));
 
-    // Another key, or the same key with another body, is refused as any request is.
+    // Another key is refused as any request is; the same key with another body is 422.
     let other_key = fresh.register_with_key(&tenant, "key-7", &body).await;
     assert_eq!(other_key.status, 400);
     assert_eq!(other_key.body["data"]["error"], "CATEGORY_NOT_FOUND");
     let other_body = contract_body(&tenant, "someone-else@example.com");
     let reused = fresh.register_with_key(&tenant, "key-6", &other_body).await;
-    assert_eq!(reused.status, 400);
-    assert_eq!(reused.body["data"]["error"], "CATEGORY_NOT_FOUND");
+    assert_eq!(reused.status, 422);
+    assert_eq!(reused.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED");
     // A day later the record has expired (whether or not TTL has deleted it): no replay.
     fresh.advance(86_400);
     let late = fresh.register_with_key(&tenant, "key-6", &body).await;
@@ -1162,7 +1168,7 @@ async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their
     assert_eq!(first.status, 201, "{}", first.body);
     let replay = stack.register_with_key(&tenant, "policy-key", &body).await;
     assert_eq!(replay.status, 201, "{}", replay.body);
-    // Refused before writing: the recorded answer is looked up (GetItem).
+    // Refused before writing: the key's record is looked up (GetItem); another body is 422.
     let mut invalid = body.clone();
     invalid["matchingPassword"] = json!("Mismatch123!!x");
     assert_eq!(
@@ -1170,7 +1176,7 @@ async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their
             .register_with_key(&tenant, "policy-key", &invalid)
             .await
             .status,
-        400
+        422
     );
     // A keyed conflict is recorded for replay outside the transaction (UpdateItem).
     let conflict = stack
