@@ -243,7 +243,8 @@ impl DynamoStore {
         if let Some(default) = &hierarchy.default_category_id {
             header.insert("defaultCategoryId".into(), s(default));
         }
-        header.insert("version".into(), n(current_version.unwrap_or(0) + 1));
+        let version = current_version.unwrap_or(0) + 1;
+        header.insert("version".into(), n(version));
         let header_put = self.keyed_put(&pk, keys::TENANT_SK, header, "TENANT");
         let header_put = match current_version {
             None => header_put.condition_expression("attribute_not_exists(PK)"),
@@ -254,15 +255,21 @@ impl DynamoStore {
         writes.push(build_put(header_put)?);
 
         let mut wanted_sks = vec![keys::TENANT_SK.to_owned()];
+        // Every item carries the header's version, so a reader that meets items of two
+        // replacements (a Query is not isolated from the transaction) can tell.
+        let stamped = |mut item: Item| {
+            item.insert(HIERARCHY_VERSION.into(), n(version));
+            item
+        };
         for (code, category) in &hierarchy.categories {
             let sk = keys::category_sk(code);
-            let put = self.keyed_put(&pk, &sk, to_item(category)?, "CATEGORY");
+            let put = self.keyed_put(&pk, &sk, stamped(to_item(category)?), "CATEGORY");
             writes.push(build_put(put)?);
             wanted_sks.push(sk);
         }
         for (code, feature) in &hierarchy.features {
             let sk = keys::feature_sk(code);
-            let put = self.keyed_put(&pk, &sk, to_item(feature)?, "FEATURE");
+            let put = self.keyed_put(&pk, &sk, stamped(to_item(feature)?), "FEATURE");
             writes.push(build_put(put)?);
             wanted_sks.push(sk);
         }
@@ -363,44 +370,102 @@ fn cancellation_codes(
     }
 }
 
+/// The attribute stamping category and feature items with their hierarchy's `version`.
+const HIERARCHY_VERSION: &str = "hierarchyVersion";
+
+/// Reads of a hierarchy that met a replacement half-way are repeated this often.
+const MIXED_READ_RETRIES: u32 = 3;
+
 #[async_trait]
 impl HierarchySource for DynamoStore {
     async fn load_hierarchy(&self, tenant: &TenantId) -> Result<Option<Hierarchy>, StoreError> {
-        let items = self
-            .query_partition(&keys::categorization_pk(tenant))
-            .await?;
-        let mut header: Option<Item> = None;
-        let mut categories = std::collections::BTreeMap::new();
-        let mut features = std::collections::BTreeMap::new();
-        for item in items {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            if sk == keys::TENANT_SK {
-                header = Some(item);
-            } else if sk.starts_with("CATEGORY#") {
-                let category: Category = from_item(item)?;
-                categories.insert(category.category_id.clone(), category);
-            } else if sk.starts_with("FEATURE#") {
-                let feature: Feature = from_item(item)?;
-                features.insert(feature.feature_code.clone(), feature);
+        let pk = keys::categorization_pk(tenant);
+        let mut tries = 0;
+        loop {
+            let items = self.query_partition(&pk).await?;
+            match assemble_hierarchy(tenant, items)? {
+                Assembled::Whole(hierarchy) => return Ok(hierarchy),
+                Assembled::Mixed if tries < MIXED_READ_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(tries)))
+                        .await;
+                }
+                // Still mid-replacement: better a 503 than a hierarchy that never existed,
+                // cached for the TTL.
+                Assembled::Mixed => {
+                    return Err(StoreError::Unavailable(anyhow::anyhow!(
+                        "the hierarchy is being replaced: items of two versions"
+                    )));
+                }
             }
         }
-        let Some(header) = header else {
-            return Ok(None);
-        };
-        let text = |name: &str| header.get(name).and_then(|v| v.as_s().ok()).cloned();
-        Ok(Some(Hierarchy {
-            tenant_id: tenant.clone(),
-            tenant_name: text("tenantName").unwrap_or_default(),
-            compliance_level: text("complianceLevel"),
-            default_category_id: text("defaultCategoryId"),
-            categories,
-            features,
-        }))
     }
+}
+
+/// A hierarchy Query's items put together.
+#[derive(Debug)]
+enum Assembled {
+    /// One version throughout (`None`: no hierarchy stored).
+    Whole(Option<Hierarchy>),
+    /// Items of more than one replacement: read again.
+    Mixed,
+}
+
+/// Puts a hierarchy together from its partition's items. Items written before versions were
+/// stamped on them carry none and are taken as the header's.
+fn assemble_hierarchy(tenant: &TenantId, items: Vec<Item>) -> Result<Assembled, StoreError> {
+    let mut header: Option<Item> = None;
+    let mut versions = std::collections::BTreeSet::new();
+    let mut categories = std::collections::BTreeMap::new();
+    let mut features = std::collections::BTreeMap::new();
+    for mut item in items {
+        let sk = item
+            .get(keys::SK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        if sk == keys::TENANT_SK {
+            header = Some(item);
+            continue;
+        }
+        if let Some(version) = item.remove(HIERARCHY_VERSION) {
+            versions.insert(version.as_n().ok().cloned().unwrap_or_default());
+        }
+        if sk.starts_with("CATEGORY#") {
+            let category: Category = from_item(item)?;
+            categories.insert(category.category_id.clone(), category);
+        } else if sk.starts_with("FEATURE#") {
+            let feature: Feature = from_item(item)?;
+            features.insert(feature.feature_code.clone(), feature);
+        }
+    }
+    let Some(header) = header else {
+        // Items without a header: the first write of a hierarchy is under way.
+        return Ok(
+            if versions.is_empty() && categories.is_empty() && features.is_empty() {
+                Assembled::Whole(None)
+            } else {
+                Assembled::Mixed
+            },
+        );
+    };
+    let header_version = header
+        .get("version")
+        .and_then(|v| v.as_n().ok())
+        .cloned()
+        .unwrap_or_default();
+    if versions.iter().any(|v| *v != header_version) {
+        return Ok(Assembled::Mixed);
+    }
+    let text = |name: &str| header.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Ok(Assembled::Whole(Some(Hierarchy {
+        tenant_id: tenant.clone(),
+        tenant_name: text("tenantName").unwrap_or_default(),
+        compliance_level: text("complianceLevel"),
+        default_category_id: text("defaultCategoryId"),
+        categories,
+        features,
+    })))
 }
 
 /// Transactions that lose to a concurrent transaction on the same item are retried this often.
@@ -1028,6 +1093,88 @@ fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hierarchy_read_half_way_through_a_replacement_is_read_again() {
+        let tenant = TenantId::parse("t1").unwrap();
+        let item = |sk: &str, version: Option<&str>| -> Item {
+            let mut item = match sk.split_once('#') {
+                Some(("CATEGORY", code)) => to_item(&Category {
+                    database_id: format!("db-{code}"),
+                    category_id: code.into(),
+                    category_name: code.into(),
+                    description: None,
+                    available_features: vec!["F".into()],
+                })
+                .unwrap(),
+                Some(("FEATURE", code)) => to_item(&Feature {
+                    database_id: format!("db-{code}"),
+                    feature_code: code.into(),
+                    feature_name: code.into(),
+                    description: None,
+                    mandatory_keys: vec![],
+                    allowed_values: Default::default(),
+                    multi_value_keys: vec![],
+                })
+                .unwrap(),
+                _ => [("tenantName".to_owned(), s("T"))].into_iter().collect(),
+            };
+            item.insert(keys::SK.into(), s(sk));
+            let attribute = if sk == keys::TENANT_SK {
+                "version"
+            } else {
+                HIERARCHY_VERSION
+            };
+            if let Some(v) = version {
+                item.insert(attribute.into(), AttributeValue::N(v.into()));
+            }
+            item
+        };
+        let whole = |items: Vec<Item>| match assemble_hierarchy(&tenant, items).unwrap() {
+            Assembled::Whole(h) => Some(h.map(|h| (h.categories.len(), h.features.len()))),
+            Assembled::Mixed => None,
+        };
+        let (header, cat, feat) = (keys::TENANT_SK, "CATEGORY#C", "FEATURE#F");
+        let cases = [
+            (vec![], Some(None)),
+            (
+                vec![
+                    item(header, Some("2")),
+                    item(cat, Some("2")),
+                    item(feat, Some("2")),
+                ],
+                Some(Some((1, 1))),
+            ),
+            // Written before items were stamped.
+            (
+                vec![item(header, Some("2")), item(cat, None), item(feat, None)],
+                Some(Some((1, 1))),
+            ),
+            // The new header with an old feature, or the reverse.
+            (
+                vec![
+                    item(header, Some("3")),
+                    item(cat, Some("3")),
+                    item(feat, Some("2")),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    item(header, Some("2")),
+                    item(cat, Some("3")),
+                    item(feat, Some("2")),
+                ],
+                None,
+            ),
+            // The first hierarchy's items before its header.
+            (vec![item(cat, Some("1"))], None),
+        ];
+        for (items, expected) in cases {
+            let described = format!("{items:?}");
+            assert_eq!(whole(items), expected, "{described}");
+        }
+    }
 
     #[test]
     fn resend_histories_are_read_from_either_layout() {

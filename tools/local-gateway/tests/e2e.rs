@@ -12,6 +12,7 @@ mod faults;
 
 use std::collections::HashSet;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::{Stack, contract_body, demo_hierarchy};
 
@@ -1246,4 +1247,58 @@ async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their
         refused_before >= 4,
         "{refused_before} calls refused without the statement"
     );
+}
+
+/// A Query is not isolated from the transaction that replaces a hierarchy, so a reader can
+/// meet items of two versions. Such a read is repeated, and if it stays mixed the request is
+/// 503 (nothing cached), never served a hierarchy that was never written.
+#[tokio::test]
+async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    // A feature item of a replacement that is (forever, here) half-way through.
+    let pk = format!("TENANT#{tenant}#CATEGORIZATION");
+    let feature = stack
+        .client
+        .get_item()
+        .table_name(&stack.table)
+        .key("PK", AttributeValue::S(pk.clone()))
+        .key(
+            "SK",
+            AttributeValue::S("FEATURE#MEDIUM_RISK_PROFILE".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the demo feature");
+    assert_eq!(feature["hierarchyVersion"], AttributeValue::N("1".into()));
+    let mut newer = feature.clone();
+    newer.insert("hierarchyVersion".into(), AttributeValue::N("2".into()));
+    stack
+        .client
+        .put_item()
+        .table_name(&stack.table)
+        .set_item(Some(newer))
+        .send()
+        .await
+        .unwrap();
+
+    let lookup = stack
+        .get(&support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(lookup.status, 503, "{}", lookup.body);
+    assert_eq!(lookup.body["data"]["error"], "SERVICE_UNAVAILABLE");
+    let registration = stack
+        .register(&tenant, &contract_body(&tenant, "mixed@example.com"))
+        .await;
+    assert_eq!(registration.status, 503, "{}", registration.body);
+    assert!(stack.items_of(&tenant).await.is_empty());
+
+    // The replacement completes (here: the hierarchy is put again): served, as written.
+    stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
+    let lookup = stack
+        .get(&support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.body);
 }

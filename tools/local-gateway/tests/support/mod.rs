@@ -187,7 +187,9 @@ impl Reply {
 /// deep-copy every table and can stall past the 3 s attempt timeout on a busy machine, and an
 /// SDK retry of a committed write is then refused by moto, which ignores `ClientRequestToken`
 /// (DynamoDB would answer the retry with the first outcome). The functions under test share
-/// it, except behind a fault proxy, where they keep the production timeouts.
+/// it, behind a fault proxy too: the proxy's faults (dropped connections, errors, throttling,
+/// short delays) need no timeout to show, while a stall past the attempt timeout would turn
+/// its delay into an answer lost after the write, which only DynamoDB's tokens make safe.
 async fn patient_client() -> Client {
     let sdk = shared::store::dynamodb::aws_config_from_env().await;
     let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
@@ -229,13 +231,7 @@ impl Stack {
             LocalAuthorizer::new("e2e-issuer", "e2e-audience", "e2e-secret", "tenant_id");
         let functions_client = match endpoint {
             None => client.clone(),
-            Some(url) => {
-                let sdk = shared::store::dynamodb::aws_config_from_env().await;
-                let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .endpoint_url(url)
-                    .build();
-                Client::from_conf(config)
-            }
+            Some(url) => Client::from_conf(client.config().to_builder().endpoint_url(url).build()),
         };
         // Each function gets its own client, which records the calls it makes for the policy
         // check when the stack is dropped.
