@@ -711,6 +711,40 @@ impl DynamoStore {
     }
 }
 
+/// A code's last attempt counted this many seconds ago or less may still be switching.
+const LAST_ATTEMPT_RECENT: i64 = 2;
+
+/// How often, and how far apart, a refused attempt looks for the last attempts' outcome.
+const LAST_ATTEMPT_POLLS: u32 = 10;
+const LAST_ATTEMPT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl DynamoStore {
+    /// The code's attempts were all taken, the last just now: it may be a right one whose
+    /// switch is yet to land, and of concurrent right codes exactly one gets 200 and the
+    /// others 409 (§4.2), not 429. Watches the customer for up to a second. The answer
+    /// depends only on whether the customer became active, never on this attempt's code,
+    /// which was not counted and so is not judged.
+    async fn outcome_of_last_attempts(
+        &self,
+        key: (&str, &str),
+        code_hash: Option<String>,
+    ) -> Result<ActivationOutcome, StoreError> {
+        for _ in 0..LAST_ATTEMPT_POLLS {
+            tokio::time::sleep(LAST_ATTEMPT_POLL_INTERVAL).await;
+            match self.get_consistent(key).await? {
+                None => return Ok(ActivationOutcome::NotFound),
+                Some(item) if text(&item, "customerStatus") == Some(ACTIVE) => {
+                    return Ok(ActivationOutcome::AlreadyActive);
+                }
+                // A new code: the spent one's attempts are over.
+                Some(item) if text(&item, "codeHash").map(str::to_owned) != code_hash => break,
+                Some(_) => {}
+            }
+        }
+        Ok(ActivationOutcome::TooManyAttempts)
+    }
+}
+
 fn remaining(max: u32, attempts: i64) -> u32 {
     u32::try_from((i64::from(max) - attempts).max(0)).unwrap_or(0)
 }
@@ -736,8 +770,8 @@ impl DynamoStore {
                  AND NOT contains(attemptIds, :attempt)",
             )
             .update_expression(
-                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one \
-                 ADD attemptIds :attemptSet",
+                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
+                 lastAttemptAt = :now ADD attemptIds :attemptSet",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":now", n(now))
@@ -762,11 +796,23 @@ impl DynamoStore {
                 old
             }
             Update::ConditionFailed(old) => {
-                return Self::refusal(old.as_ref(), now, a.max_attempts).ok_or_else(|| {
-                    StoreError::Unexpected(anyhow::anyhow!(
-                        "activation attempt refused for no known reason"
-                    ))
+                let refusal =
+                    Self::refusal(old.as_ref(), now, a.max_attempts).ok_or_else(|| {
+                        StoreError::Unexpected(anyhow::anyhow!(
+                            "activation attempt refused for no known reason"
+                        ))
+                    })?;
+                let just_spent = old.as_ref().is_some_and(|o| {
+                    number(o, "lastAttemptAt").is_some_and(|at| at >= now - LAST_ATTEMPT_RECENT)
                 });
+                if refusal == ActivationOutcome::TooManyAttempts && just_spent {
+                    let code = old
+                        .as_ref()
+                        .and_then(|o| text(o, "codeHash"))
+                        .map(str::to_owned);
+                    return self.outcome_of_last_attempts((&pk, sk), code).await;
+                }
+                return Ok(refusal);
             }
         };
         // 2. Judge it against the code the counted attempt belongs to.
