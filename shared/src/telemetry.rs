@@ -338,6 +338,30 @@ mod tests {
             std::time::Instant::now(),
             Ok(replayed),
         );
+        struct Refusing;
+        #[async_trait::async_trait]
+        impl crate::activation::delivery::CodeSender for Refusing {
+            async fn send(
+                &self,
+                _: &crate::activation::delivery::ActivationMessage,
+            ) -> anyhow::Result<()> {
+                anyhow::bail!("MessageRejected")
+            }
+        }
+        let message = crate::activation::delivery::ActivationMessage {
+            to: "someone@example.com".into(),
+            tenant: crate::domain::TenantId::parse("t1").unwrap(),
+            customer_id: "c-1".into(),
+            code: crate::activation::code::ActivationCode::generate().unwrap(),
+            expires_at: chrono::Utc::now(),
+        };
+        let sent = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(crate::activation::delivery::deliver(
+                &Refusing, &message, "req-emf",
+            ));
+        assert!(!sent);
         metrics::counter!("DynamoDbRetries").increment(2);
         let mut out = Vec::new();
         collector
@@ -364,5 +388,6 @@ mod tests {
         // A replay is counted as one, not as a second registration created.
         assert!(text.contains("IdempotentReplays"), "{text}");
         assert!(!text.contains("RegistrationsCreated"), "{text}");
+        assert!(text.contains("ActivationDeliveriesFailed"), "{text}");
     }
 }

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::activation::code::{ActivationCode, CodeHasher};
-use shared::activation::delivery::{ActivationMessage, CodeSender};
+use shared::activation::delivery::{ActivationMessage, CodeSender, deliver};
 use shared::activation::settings::ActivationSettings;
 use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules};
 use shared::api::auth::{self, Caller, scopes};
@@ -297,13 +297,7 @@ impl Activation {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = match self.sender.send(&message).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(request_id, customer_id = %checked.customer_id, error = %format!("{e:#}"), "activation code delivery failed");
-                false
-            }
-        };
+        let sent = deliver(self.sender.as_ref(), &message, request_id).await;
         tracing::info!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "activation code reissued");
         Ok(json_response(
             StatusCode::ACCEPTED,

@@ -12,7 +12,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::activation::IssuedCode;
 use shared::activation::code::{ActivationCode, CodeHasher};
-use shared::activation::delivery::{ActivationMessage, CodeSender};
+use shared::activation::delivery::{ActivationMessage, CodeSender, deliver};
 use shared::activation::settings::ActivationSettings;
 use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
@@ -335,13 +335,7 @@ impl Registration {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = match self.sender.send(&message).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(request_id, customer_id = %customer.id, error = %format!("{e:#}"), "activation code delivery failed");
-                false
-            }
-        };
+        let sent = deliver(self.sender.as_ref(), &message, request_id).await;
         let body = created(delivery_status(sent));
         if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
             // Replays must tell the truth about delivery too.

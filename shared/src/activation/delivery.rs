@@ -27,6 +27,24 @@ pub trait CodeSender: Send + Sync {
     async fn send(&self, message: &ActivationMessage) -> anyhow::Result<()>;
 }
 
+/// Sends the code. A failure does not fail the request (the customer can ask for a resend):
+/// it is logged without the address or the code, counted as `ActivationDeliveriesFailed`
+/// (the template alarms on it), and reported as `false` for `activationCodeDelivery`.
+pub async fn deliver(
+    sender: &dyn CodeSender,
+    message: &ActivationMessage,
+    request_id: &str,
+) -> bool {
+    match sender.send(message).await {
+        Ok(()) => true,
+        Err(e) => {
+            metrics::counter!("ActivationDeliveriesFailed").increment(1);
+            tracing::warn!(request_id, customer_id = %message.customer_id, error = %format!("{e:#}"), "activation code delivery failed");
+            false
+        }
+    }
+}
+
 /// Appends `{"to","tenantId","customerId","code","sentAt"}` lines to a file.
 pub struct MailboxSender {
     path: PathBuf,

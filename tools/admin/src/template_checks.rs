@@ -93,13 +93,19 @@ pub fn problems(template: &str) -> Vec<String> {
                     }
                 }
                 let resource = statement.get("Resource").cloned().unwrap_or(Value::Null);
-                let scoped = match &resource {
+                let one = |resource: &Value| match resource {
                     Value::Tagged(tagged) => {
                         let text = format!("{:?}", tagged.value);
                         (tagged.tag == "!GetAtt" && text.contains("CustomersTable.Arn"))
-                            || (tagged.tag == "!Sub" && text.contains(":identity/${SesIdentity}"))
+                            || (tagged.tag == "!Sub"
+                                && (text.contains(":identity/${SesIdentity}")
+                                    || text.contains(":identity/${SesFromAddress}")))
                     }
                     _ => false,
+                };
+                let scoped = match &resource {
+                    Value::Sequence(all) => !all.is_empty() && all.iter().all(one),
+                    single => one(single),
                 };
                 if !scoped {
                     out.push(format!(
@@ -174,6 +180,10 @@ pub fn problems(template: &str) -> Vec<String> {
                     .and_then(Value::as_bool)
                     == Some(true),
                 "point-in-time recovery",
+            ),
+            (
+                p.get("DeletionProtectionEnabled").and_then(Value::as_bool) == Some(true),
+                "deletion protection",
             ),
             (
                 p.get("SSESpecification")
@@ -559,6 +569,11 @@ mod tests {
                 "without the JWT authorizer",
             ),
             ("    DeletionPolicy: Retain\n", "", "DeletionPolicy"),
+            (
+                "      DeletionProtectionEnabled: true\n",
+                "",
+                "deletion protection",
+            ),
             (
                 "        PointInTimeRecoveryEnabled: true",
                 "        PointInTimeRecoveryEnabled: false",
