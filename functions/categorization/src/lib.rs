@@ -18,6 +18,7 @@ use shared::domain::TenantId;
 use shared::store::HierarchySource;
 
 const ROUTE: &str = "GET /categorization/hierarchy/{tenantId}";
+const PREFLIGHT: &str = "OPTIONS /{proxy+}";
 
 /// The categorization function, built once per cold start.
 pub struct Categorization {
@@ -38,6 +39,16 @@ impl Categorization {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(&req);
+        if req.method() == lambda_http::http::Method::OPTIONS {
+            // A CORS preflight (the one route without the JWT authorizer): no data, no
+            // token needed; API Gateway adds the configured CORS headers.
+            let response = Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header("x-request-id", &request_id)
+                .body(Body::Empty)
+                .unwrap_or_default();
+            return finish(PREFLIGHT, &request_id, None, started, Ok(response));
+        }
         let mut tenant = None;
         let result = within_deadline(&req, self.lookup(&req, &request_id, &mut tenant)).await;
         finish(

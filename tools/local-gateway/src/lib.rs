@@ -28,6 +28,9 @@ use shared::store::dynamodb::DynamoStore;
 
 pub use jwt::LocalAuthorizer;
 
+/// The CORS preflight route: every OPTIONS request, no authorizer (see `template.yaml`).
+const PREFLIGHT_ROUTE: &str = "OPTIONS /{proxy+}";
+
 /// API Gateway's own payload limit (the functions enforce the contract's 64 KiB).
 const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
@@ -128,8 +131,11 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
     let method = parts.method.as_str();
     let path = parts.uri.path();
 
-    // Route selection as API Gateway does it: a declared route, else `$default`.
+    // Route selection as API Gateway does it: a declared route (`OPTIONS /{proxy+}` for
+    // every OPTIONS), else `$default`.
+    let preflight = parts.method == http::Method::OPTIONS;
     let (route_key, function, path_parameters) = match routes::resolve(method, path) {
+        _ if preflight => (PREFLIGHT_ROUTE.to_owned(), None, Vec::new()),
         Ok((route, params)) => (
             format!("{} {}", route.method, route.path),
             Some(route.function),
@@ -138,12 +144,14 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
         Err(_) => ("$default".to_owned(), None, Vec::new()),
     };
 
+    // Every route has the JWT authorizer but the preflight one (no token in a preflight).
     let authorization = parts
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let claims = match gateway.authorizer.verify(authorization) {
         Ok(claims) => claims,
+        Err(_) if preflight => Default::default(),
         Err(_) => return to_axum(ApiError::Unauthorized.into_response(&request_id)),
     };
 
@@ -241,6 +249,10 @@ pub fn served_routes() -> Vec<(String, String)> {
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .chain(std::iter::once(("ANY".to_owned(), "$default".to_owned())))
+        .chain(std::iter::once((
+            "OPTIONS".to_owned(),
+            "/{proxy+}".to_owned(),
+        )))
         .collect();
     served.sort();
     served
@@ -254,7 +266,7 @@ mod tests {
     fn the_openapi_document_describes_exactly_the_routes_of_the_template() {
         let template = include_str!("../../../template.yaml");
         let mut declared = template_routes(template).unwrap();
-        declared.retain(|(_, path)| path != "$default");
+        declared.retain(|(_, path)| path != "$default" && path != "/{proxy+}");
         assert_eq!(openapi_routes(OPENAPI).unwrap(), declared);
     }
 

@@ -1313,3 +1313,42 @@ async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
         .await;
     assert_eq!(lookup.status, 200, "{}", lookup.body);
 }
+
+/// Browsers send CORS preflights without a token: `OPTIONS` on any path is answered 204 with
+/// no data (API Gateway adds the CORS headers), while every other method still needs a token.
+#[tokio::test]
+async fn cors_preflights_need_no_token_and_get_no_data() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    for path in [
+        support::REGISTRATION.to_owned(),
+        support::hierarchy_path(&tenant),
+        format!(
+            "/api/v2.1/customer/individual/{}/activation",
+            uuid::Uuid::new_v4()
+        ),
+        "/no/such/route".to_owned(),
+    ] {
+        let response = stack
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", stack.base))
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{path}");
+        assert!(response.headers().contains_key("x-request-id"), "{path}");
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "{path}: no data"
+        );
+        let unauthenticated = stack
+            .http
+            .get(format!("{}{path}", stack.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthenticated.status(), 401, "{path}");
+    }
+}
