@@ -16,8 +16,8 @@ use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let settings = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
+    let settings = ActivationSettings::load(&aws).await?;
     let store = Arc::new(DynamoStore::new(
         shared::store::dynamodb::client(&aws),
         &config.table_name,

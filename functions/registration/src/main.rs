@@ -17,8 +17,8 @@ use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
+    let activation = ActivationSettings::load(&aws).await?;
     let store = Arc::new(DynamoStore::new(
         shared::store::dynamodb::client(&aws),
         &config.table_name,

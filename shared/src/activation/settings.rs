@@ -36,8 +36,25 @@ impl std::fmt::Debug for ActivationSettings {
 }
 
 impl ActivationSettings {
+    /// From the environment only (`ACTIVATION_CODE_SECRET` as a value): local runs and tests.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// At cold start: with `ACTIVATION_CODE_SECRET_ARN` (in AWS) the key is read from Secrets
+    /// Manager, so it never sits in the function's configuration, where anyone allowed
+    /// `lambda:GetFunctionConfiguration` could read it; else `ACTIVATION_CODE_SECRET`.
+    pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let Some(arn) = env(SECRET_ARN).filter(|v| !v.trim().is_empty()) else {
+            return Self::from_lookup(env);
+        };
+        let client = aws_sdk_secretsmanager::Client::new(aws);
+        let secret = secret_from_secrets_manager(&client, arn.trim()).await?;
+        Self::from_lookup(|name| match name {
+            "ACTIVATION_CODE_SECRET" => Some(secret.expose_secret().to_owned()),
+            _ => env(name),
+        })
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -104,6 +121,35 @@ impl ActivationSettings {
     pub fn hasher(&self) -> super::code::CodeHasher {
         super::code::CodeHasher::new(SecretString::from(self.secret.expose_secret().to_owned()))
     }
+}
+
+const SECRET_ARN: &str = "ACTIVATION_CODE_SECRET_ARN";
+
+/// The string value of a Secrets Manager secret. An error names the variable and the
+/// service's error code, never the value.
+pub async fn secret_from_secrets_manager(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<SecretString, ConfigError> {
+    let failed = |problem: String| ConfigError {
+        variable: SECRET_ARN,
+        problem,
+    };
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or("no error code")
+                .to_owned();
+            failed(format!("names a secret that could not be read ({code})"))
+        })?;
+    output
+        .secret_string()
+        .map(|s| SecretString::from(s.to_owned()))
+        .ok_or_else(|| failed("names a secret without a string value".into()))
 }
 
 #[cfg(test)]

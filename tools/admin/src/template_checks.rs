@@ -1,6 +1,6 @@
 //! The template's promises, checked so they cannot rot: least privilege per function (no
 //! wildcard, no managed CRUD policy, actions within each function's allowance, resources
-//! scoped to the table or the SES identity), the JWT authorizer and a declared scope on every
+//! scoped to the table, the SES identity or the activation code secret), the JWT authorizer and a declared scope on every
 //! route, and a table that is on-demand, encrypted, point-in-time recoverable, TTL'd and
 //! retained. [`Policies`] evaluates the functions' DynamoDB statements the way IAM does, so
 //! the end-to-end tests can check every call a function makes against its own policy.
@@ -24,11 +24,17 @@ const ALLOWED: [(&str, &[&str]); 3] = [
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "ses:SendEmail",
+            "secretsmanager:GetSecretValue",
         ],
     ),
     (
         "ActivationFunction",
-        &["dynamodb:GetItem", "dynamodb:UpdateItem", "ses:SendEmail"],
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "ses:SendEmail",
+            "secretsmanager:GetSecretValue",
+        ],
     ),
 ];
 
@@ -100,6 +106,7 @@ pub fn problems(template: &str) -> Vec<String> {
                     Value::Tagged(tagged) => {
                         let text = format!("{:?}", tagged.value);
                         (tagged.tag == "!GetAtt" && text.contains("CustomersTable.Arn"))
+                            || (tagged.tag == "!Ref" && text.contains("ActivationCodeSecret"))
                             || (tagged.tag == "!Sub"
                                 && (text.contains(":identity/${SesIdentity}")
                                     || text.contains(":identity/${SesFromAddress}")))
@@ -155,6 +162,16 @@ pub fn problems(template: &str) -> Vec<String> {
                     "{name}: route {route} declares no scope in Metadata.RouteScopes"
                 ));
             }
+        }
+        let environment = props
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if environment.get("ACTIVATION_CODE_SECRET").is_some() {
+            out.push(format!(
+                "{name}: ACTIVATION_CODE_SECRET in the environment; name the secret with ACTIVATION_CODE_SECRET_ARN"
+            ));
         }
         if props.get("Architectures").is_some() {
             out.push(format!(
@@ -581,7 +598,16 @@ mod tests {
                 "            Path: /api/v2.1/customer/individual/registration\n            Auth:\n              Authorizer: NONE\n",
                 "without the JWT authorizer",
             ),
-            ("    DeletionPolicy: Retain\n", "", "DeletionPolicy"),
+            (
+                "    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n",
+                "    Type: AWS::DynamoDB::Table\n",
+                "DeletionPolicy",
+            ),
+            (
+                "          ACTIVATION_CODE_SECRET_ARN: !Ref ActivationCodeSecret\n",
+                "          ACTIVATION_CODE_SECRET: !Sub \"{{resolve:secretsmanager:${ActivationCodeSecret}:SecretString}}\"\n",
+                "ACTIVATION_CODE_SECRET in the environment",
+            ),
             (
                 "      DeletionProtectionEnabled: true\n",
                 "",

@@ -18,8 +18,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let activation = ActivationSettings::from_env()?;
     let aws = aws_config_from_env().await;
+    let activation = ActivationSettings::load(&aws).await?;
     let store = DynamoStore::new(shared::store::dynamodb::client(&aws), &config.table_name);
     let sender = delivery::sender(&activation.delivery, None);
     let gateway = Arc::new(Gateway {

@@ -1352,3 +1352,47 @@ async fn cors_preflights_need_no_token_and_get_no_data() {
         assert_eq!(unauthenticated.status(), 401, "{path}");
     }
 }
+
+/// In AWS the code-hash key is read from Secrets Manager at cold start (moto here), so it is
+/// not in the functions' configuration. A secret that cannot be read stops the cold start
+/// with the variable and the service's error code, never a value.
+#[tokio::test]
+async fn the_activation_key_is_read_from_secrets_manager() {
+    use secrecy::ExposeSecret;
+    use shared::activation::settings::secret_from_secrets_manager;
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let sdk = shared::store::dynamodb::aws_config_from_env().await;
+    let client = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .endpoint_url(moto)
+            .build(),
+    );
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let created = client
+        .create_secret()
+        .name(format!("e2e-activation-{}", uuid::Uuid::new_v4().simple()))
+        .secret_string(&key)
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap();
+    let read = secret_from_secrets_manager(&client, arn).await.unwrap();
+    assert_eq!(read.expose_secret(), key);
+
+    let missing = secret_from_secrets_manager(
+        &client,
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-secret",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(missing.variable, "ACTIVATION_CODE_SECRET_ARN");
+    assert!(
+        missing.problem.contains("ResourceNotFoundException"),
+        "{}",
+        missing.problem
+    );
+}
