@@ -49,7 +49,8 @@ pub fn resend(
             recent[recent.len() - RESENDS_PER_WINDOW] + window,
         ));
     }
-    recent.push(now);
+    // Stored in whole epoch seconds: kept so here too.
+    recent.push(chrono::SubsecRound::trunc_subsecs(now, 0));
     Ok(ResendHistory { recent })
 }
 

@@ -45,15 +45,22 @@ impl ActivationSettings {
     /// Manager, so it never sits in the function's configuration, where anyone allowed
     /// `lambda:GetFunctionConfiguration` could read it; else `ACTIVATION_CODE_SECRET`.
     pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let env = |name: &str| std::env::var(name).ok();
-        let Some(arn) = env(SECRET_ARN).filter(|v| !v.trim().is_empty()) else {
-            return Self::from_lookup(env);
-        };
         let client = aws_sdk_secretsmanager::Client::new(aws);
-        let secret = secret_from_secrets_manager(&client, arn.trim()).await?;
+        Self::load_with(&client, |name| std::env::var(name).ok()).await
+    }
+
+    /// [`ActivationSettings::load`] with the variables from `get`.
+    pub async fn load_with(
+        client: &aws_sdk_secretsmanager::Client,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let Some(arn) = get(SECRET_ARN).filter(|v| !v.trim().is_empty()) else {
+            return Self::from_lookup(get);
+        };
+        let secret = secret_from_secrets_manager(client, arn.trim()).await?;
         Self::from_lookup(|name| match name {
             "ACTIVATION_CODE_SECRET" => Some(secret.expose_secret().to_owned()),
-            _ => env(name),
+            _ => get(name),
         })
     }
 

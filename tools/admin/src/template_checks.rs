@@ -173,6 +173,12 @@ pub fn problems(template: &str) -> Vec<String> {
                 "{name}: ACTIVATION_CODE_SECRET in the environment; name the secret with ACTIVATION_CODE_SECRET_ARN"
             ));
         }
+        let issues_codes = matches!(name, "RegistrationFunction" | "ActivationFunction");
+        if issues_codes && environment.get("ACTIVATION_CODE_SECRET_ARN").is_none() {
+            out.push(format!(
+                "{name}: no ACTIVATION_CODE_SECRET_ARN: the function could not start"
+            ));
+        }
         if props.get("Architectures").is_some() {
             out.push(format!(
                 "{name}: architecture set per function; keep arm64 in Globals"
@@ -602,6 +608,11 @@ mod tests {
                 "    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n",
                 "    Type: AWS::DynamoDB::Table\n",
                 "DeletionPolicy",
+            ),
+            (
+                "          ACTIVATION_CODE_SECRET_ARN: !Ref ActivationCodeSecret\n",
+                "",
+                "no ACTIVATION_CODE_SECRET_ARN",
             ),
             (
                 "          ACTIVATION_CODE_SECRET_ARN: !Ref ActivationCodeSecret\n",

@@ -1382,6 +1382,29 @@ async fn the_activation_key_is_read_from_secrets_manager() {
     let arn = created.arn().unwrap();
     let read = secret_from_secrets_manager(&client, arn).await.unwrap();
     assert_eq!(read.expose_secret(), key);
+    // As a function's cold start reads it: the ARN wins over any ACTIVATION_CODE_SECRET.
+    let settings =
+        shared::activation::settings::ActivationSettings::load_with(&client, |name| match name {
+            "ACTIVATION_CODE_SECRET_ARN" => Some(arn.to_owned()),
+            "ACTIVATION_CODE_SECRET" => Some("not-this-one-".repeat(4)),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(settings.secret.expose_secret(), key);
+    let too_short = client
+        .create_secret()
+        .name(format!("e2e-short-{}", uuid::Uuid::new_v4().simple()))
+        .secret_string("short")
+        .send()
+        .await
+        .unwrap();
+    let refused = shared::activation::settings::ActivationSettings::load_with(&client, |name| {
+        (name == "ACTIVATION_CODE_SECRET_ARN").then(|| too_short.arn().unwrap().to_owned())
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(refused.variable, "ACTIVATION_CODE_SECRET");
 
     let missing = secret_from_secrets_manager(
         &client,
