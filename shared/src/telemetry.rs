@@ -359,7 +359,7 @@ mod tests {
             .build()
             .unwrap()
             .block_on(crate::activation::delivery::deliver(
-                &Refusing, &message, "req-emf",
+                &Refusing, &message, "req-emf", None,
             ));
         assert!(!sent);
         metrics::counter!("DynamoDbRetries").increment(2);

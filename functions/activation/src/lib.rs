@@ -17,7 +17,9 @@ use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules
 use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
-use shared::api::outcome::{finish, storage_failure, within_deadline};
+use shared::api::outcome::{
+    answer_by, finish, storage_failure, time_to_send, time_to_write, within_deadline,
+};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
 use shared::clock::Clock;
@@ -180,6 +182,7 @@ impl Activation {
             .as_deref()
             .and_then(ActivationCode::parse)
             .ok_or(ApiError::Internal)?;
+        time_to_write(answer_by(req))?;
         let now = self.clock.now();
         let attempt = ActivationAttempt {
             code_hash: self
@@ -260,6 +263,8 @@ impl Activation {
             now,
             self.code_ttl,
         );
+        let answer_by = answer_by(req);
+        time_to_write(answer_by)?;
         match self
             .customers
             .reissue_code(
@@ -297,7 +302,13 @@ impl Activation {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = deliver(self.sender.as_ref(), &message, request_id).await;
+        let sent = deliver(
+            self.sender.as_ref(),
+            &message,
+            request_id,
+            time_to_send(answer_by),
+        )
+        .await;
         tracing::info!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "activation code reissued");
         Ok(json_response(
             StatusCode::ACCEPTED,

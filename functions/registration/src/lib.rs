@@ -18,7 +18,9 @@ use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
-use shared::api::outcome::{finish, storage_failure, within_deadline};
+use shared::api::outcome::{
+    answer_by, finish, storage_failure, time_to_send, time_to_write, within_deadline,
+};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
@@ -144,7 +146,10 @@ impl Registration {
             }
         };
 
-        // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6).
+        // Every 4xx of the request is behind us: claim the Idempotency-Key, if any (§3.6),
+        // if there is time to finish what the claim starts.
+        let answer_by = answer_by(req);
+        time_to_write(answer_by)?;
         let claim = match idempotency_key {
             None => None,
             Some(key) => {
@@ -183,6 +188,7 @@ impl Registration {
                 claim.as_ref(),
                 early_hash,
                 request_id,
+                answer_by,
             )
             .await;
         if let (Some(claim), Err(error)) = (&claim, &result) {
@@ -270,6 +276,7 @@ impl Registration {
         claim: Option<&IdempotencyClaim>,
         early_hash: Option<shared::password::Hashed>,
         request_id: &str,
+        answer_by: Option<std::time::Instant>,
     ) -> Result<Response<Body>, ApiError> {
         // 3. Argon2id (already done if it ran alongside the hierarchy Query).
         let password_hash = match early_hash {
@@ -318,6 +325,7 @@ impl Registration {
             password_hash,
             code: issued.clone(),
         };
+        time_to_write(answer_by)?;
         match self.customers.create_customer(&new).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(ApiError::EmailAlreadyExists),
@@ -335,7 +343,13 @@ impl Registration {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = deliver(self.sender.as_ref(), &message, request_id).await;
+        let sent = deliver(
+            self.sender.as_ref(),
+            &message,
+            request_id,
+            time_to_send(answer_by),
+        )
+        .await;
         let body = created(delivery_status(sent));
         if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
             // Replays must tell the truth about delivery too.

@@ -30,12 +30,22 @@ pub trait CodeSender: Send + Sync {
 /// Sends the code. A failure does not fail the request (the customer can ask for a resend):
 /// it is logged without the address or the code, counted as `ActivationDeliveriesFailed`
 /// (the template alarms on it), and reported as `false` for `activationCodeDelivery`.
+///
+/// `within` bounds the send: a request that has written must still answer before its
+/// deadline, so an e-mail that takes longer counts as failed.
 pub async fn deliver(
     sender: &dyn CodeSender,
     message: &ActivationMessage,
     request_id: &str,
+    within: Option<std::time::Duration>,
 ) -> bool {
-    match sender.send(message).await {
+    let sent = match within {
+        None => sender.send(message).await,
+        Some(limit) => tokio::time::timeout(limit, sender.send(message))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}"))),
+    };
+    match sent {
         Ok(()) => true,
         Err(e) => {
             metrics::counter!("ActivationDeliveriesFailed").increment(1);

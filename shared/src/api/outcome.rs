@@ -79,6 +79,41 @@ pub fn time_left(req: &Request) -> Option<Duration> {
     )
 }
 
+/// What a request must have left before it starts a write: one SDK attempt (3 s) and what
+/// follows it (the e-mail, the Idempotency-Key record). Cut by the deadline after its write,
+/// a request would answer 503 for work that was done.
+pub const WRITE_RESERVE: Duration = Duration::from_secs(4);
+
+/// What the e-mail after a write leaves for the steps after it.
+pub const SEND_RESERVE: Duration = Duration::from_secs(1);
+
+/// When the request must be answered: [`time_left`] from now.
+pub fn answer_by(req: &Request) -> Option<Instant> {
+    time_left(req).map(|left| Instant::now() + left)
+}
+
+/// Refuses to start a write with less than [`WRITE_RESERVE`] before `answer_by`: 503, and
+/// nothing written.
+pub fn time_to_write(answer_by: Option<Instant>) -> Result<(), ApiError> {
+    match answer_by {
+        Some(at) if at.saturating_duration_since(Instant::now()) < WRITE_RESERVE => {
+            tracing::warn!("too little of the invocation's time left to start a write");
+            Err(ApiError::ServiceUnavailable {
+                retry_after_seconds: 1,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The time an e-mail after a write may take: until `answer_by` less [`SEND_RESERVE`].
+pub fn time_to_send(answer_by: Option<Instant>) -> Option<Duration> {
+    answer_by.map(|at| {
+        at.saturating_duration_since(Instant::now())
+            .saturating_sub(SEND_RESERVE)
+    })
+}
+
 /// Runs a request's work within the invocation's time (see [`time_left`]). A request can make
 /// several DynamoDB calls in a row, each allowed up to the SDK's operation timeout, so together
 /// they could outlast the function's timeout; then Lambda would stop the function mid-request

@@ -451,3 +451,49 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
     assert!(started.elapsed() < Duration::from_millis(2900));
     assert!(stack.items_of(&tenant).await.is_empty());
 }
+
+/// Forwards every request to moto after `delay`.
+async fn start_slow_proxy(upstream: String, delay: Duration) -> String {
+    listen(move |mut client| {
+        let upstream = upstream.clone();
+        async move {
+            let Ok(Some((head, body))) = read_request(&mut client).await else {
+                return;
+            };
+            tokio::time::sleep(delay).await;
+            if let Ok(answer) = forward(&head, &body, &upstream).await {
+                let _ = client.write_all(&answer).await;
+                let _ = client.shutdown().await;
+            }
+        }
+    })
+    .await
+}
+
+/// A request that could not finish its write before its deadline does not start it: cut
+/// after the write, it would answer 503 for a registration that was done (and a retry would
+/// meet 409 or a replay). With DynamoDB answering after 1.2 s and a 6 s invocation, the
+/// keyed registration claims its key with time to spare but reaches its transaction with
+/// less than the 4 s a write needs: 503, the claim released, nothing written. The same
+/// request with time enough registers once.
+#[tokio::test]
+async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let slow = start_slow_proxy(upstream, Duration::from_millis(1200)).await;
+    let stack = Stack::start_with(Some(slow.clone()), Duration::from_secs(6)).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "no-time@example.com");
+    let reply = stack.register_with_key(&tenant, "no-time", &body).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE");
+    assert!(
+        stack.items_of(&tenant).await.is_empty(),
+        "nothing written, the claim released"
+    );
+
+    let roomy = Stack::start_with(Some(slow), Duration::from_secs(30)).await;
+    let retry = roomy.register_with_key(&tenant, "no-time", &body).await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+}
