@@ -29,12 +29,6 @@ pub fn resend(
         let nanos = (at - now).num_nanoseconds().unwrap_or(i64::MAX).max(1);
         u64::try_from(nanos).map_or(1, |n| n.div_ceil(1_000_000_000))
     };
-    if let Some(last) = last_issued {
-        let next = last + Duration::seconds(RESEND_MIN_INTERVAL_SECONDS);
-        if now < next {
-            return Err(seconds_until(next));
-        }
-    }
     let window = Duration::seconds(RESEND_WINDOW_SECONDS);
     let mut recent: Vec<DateTime<Utc>> = history
         .recent
@@ -43,11 +37,15 @@ pub fn resend(
         .filter(|at| *at + window > now)
         .collect();
     recent.sort();
-    if recent.len() >= RESENDS_PER_WINDOW {
-        // Allowed again once the oldest of the last five is 24 h old.
-        return Err(seconds_until(
-            recent[recent.len() - RESENDS_PER_WINDOW] + window,
-        ));
+    // Allowed again once both limits allow it: 60 s after the last code, and once the
+    // oldest of the last five resends is 24 h old. Retry-After names the later of the two.
+    let interval_ends = last_issued
+        .map(|last| last + Duration::seconds(RESEND_MIN_INTERVAL_SECONDS))
+        .filter(|next| now < *next);
+    let window_ends = (recent.len() >= RESENDS_PER_WINDOW)
+        .then(|| recent[recent.len() - RESENDS_PER_WINDOW] + window);
+    if let Some(allowed) = interval_ends.into_iter().chain(window_ends).max() {
+        return Err(seconds_until(allowed));
     }
     // Stored in whole epoch seconds: kept so here too.
     recent.push(chrono::SubsecRound::trunc_subsecs(now, 0));
@@ -112,6 +110,13 @@ mod tests {
                 Some(day),
                 day + 60,
                 Err(u64::try_from(day - 300 + day - (day + 60)).unwrap()),
+            ),
+            // Both limits at once: Retry-After names the later, not the 60 s one.
+            (
+                at(&[0, 100, 200, 300, 400]),
+                Some(690),
+                700,
+                Err(u64::try_from(day - 700).unwrap()),
             ),
             // Stored out of order, or with stale entries: the same answer.
             (
