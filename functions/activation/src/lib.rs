@@ -17,9 +17,7 @@ use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules
 use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
-use shared::api::outcome::{
-    answer_by, finish, storage_failure, time_to_send, time_to_write, within_deadline,
-};
+use shared::api::outcome::{answer_by, finish, storage_failure, time_to_write, within_deadline};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
 use shared::clock::Clock;
@@ -302,13 +300,7 @@ impl Activation {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = deliver(
-            self.sender.as_ref(),
-            &message,
-            request_id,
-            time_to_send(answer_by),
-        )
-        .await;
+        let sent = deliver(self.sender.as_ref(), &message, request_id, answer_by).await;
         tracing::info!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "activation code reissued");
         Ok(json_response(
             StatusCode::ACCEPTED,

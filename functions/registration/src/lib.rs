@@ -18,9 +18,7 @@ use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
-use shared::api::outcome::{
-    answer_by, finish, storage_failure, time_to_send, time_to_write, within_deadline,
-};
+use shared::api::outcome::{answer_by, finish, storage_failure, time_to_write, within_deadline};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
@@ -343,13 +341,7 @@ impl Registration {
             code,
             expires_at: issued.expires_at,
         };
-        let sent = deliver(
-            self.sender.as_ref(),
-            &message,
-            request_id,
-            time_to_send(answer_by),
-        )
-        .await;
+        let sent = deliver(self.sender.as_ref(), &message, request_id, answer_by).await;
         let body = created(delivery_status(sent));
         if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
             // Replays must tell the truth about delivery too.

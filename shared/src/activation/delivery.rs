@@ -31,15 +31,16 @@ pub trait CodeSender: Send + Sync {
 /// it is logged without the address or the code, counted as `ActivationDeliveriesFailed`
 /// (the template alarms on it), and reported as `false` for `activationCodeDelivery`.
 ///
-/// `within` bounds the send: a request that has written must still answer before its
-/// deadline, so an e-mail that takes longer counts as failed.
+/// The send is bounded by `answer_by` (see `api::outcome::time_to_send`): a request that has
+/// written must still answer before its deadline, so an e-mail that takes longer counts as
+/// failed.
 pub async fn deliver(
     sender: &dyn CodeSender,
     message: &ActivationMessage,
     request_id: &str,
-    within: Option<std::time::Duration>,
+    answer_by: Option<std::time::Instant>,
 ) -> bool {
-    let sent = match within {
+    let sent = match crate::api::outcome::time_to_send(answer_by) {
         None => sender.send(message).await,
         Some(limit) => tokio::time::timeout(limit, sender.send(message))
             .await

@@ -741,7 +741,7 @@ impl DynamoStore {
     async fn outcome_of_last_attempts(
         &self,
         key: (&str, &str),
-        code_hash: Option<String>,
+        code_hash: Option<&str>,
     ) -> Result<ActivationOutcome, StoreError> {
         for poll in 1..=LAST_ATTEMPT_POLLS {
             tokio::time::sleep(LAST_ATTEMPT_POLL_STEP * poll).await;
@@ -751,7 +751,7 @@ impl DynamoStore {
                     return Ok(ActivationOutcome::AlreadyActive);
                 }
                 // A new code: the spent one's attempts are over.
-                Some(item) if text(&item, "codeHash").map(str::to_owned) != code_hash => break,
+                Some(item) if text(&item, "codeHash") != code_hash => break,
                 Some(_) => {}
             }
         }
@@ -820,10 +820,7 @@ impl DynamoStore {
                     number(o, "lastAttemptAt").is_some_and(|at| at >= now - LAST_ATTEMPT_RECENT)
                 });
                 if refusal == ActivationOutcome::TooManyAttempts && just_spent {
-                    let code = old
-                        .as_ref()
-                        .and_then(|o| text(o, "codeHash"))
-                        .map(str::to_owned);
+                    let code = old.as_ref().and_then(|o| text(o, "codeHash"));
                     return self.outcome_of_last_attempts((&pk, sk), code).await;
                 }
                 return Ok(refusal);

@@ -190,9 +190,7 @@ impl IdempotencyStore for MemoryStore {
                 records.insert(id, (c.body_hash.clone(), c.token.clone(), None));
                 ClaimOutcome::Claimed
             }
-            Some((hash, _, _)) if *hash != c.body_hash => ClaimOutcome::Reused,
-            Some((_, _, None)) => ClaimOutcome::InProgress,
-            Some((_, _, Some(response))) => ClaimOutcome::Completed(response.clone()),
+            Some(record) => record_outcome(record, &c.body_hash),
         })
     }
 
@@ -227,12 +225,21 @@ impl IdempotencyStore for MemoryStore {
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let records = self.idempotency.lock().map_err(poisoned)?;
-        Ok(records.get(&(tenant.clone(), key.to_owned())).map(
-            |(hash, _, response)| match response {
-                _ if hash != body_hash => ClaimOutcome::Reused,
-                Some(response) => ClaimOutcome::Completed(response.clone()),
-                None => ClaimOutcome::InProgress,
-            },
-        ))
+        Ok(records
+            .get(&(tenant.clone(), key.to_owned()))
+            .map(|record| record_outcome(record, body_hash)))
+    }
+}
+
+/// What a record (body hash, token, response once completed) means for a request with
+/// `body_hash`, as the DynamoDB adapter's `record_outcome` decides it.
+fn record_outcome(
+    (hash, _, response): &(String, String, Option<StoredResponse>),
+    body_hash: &str,
+) -> ClaimOutcome {
+    match response {
+        _ if hash != body_hash => ClaimOutcome::Reused,
+        Some(response) => ClaimOutcome::Completed(response.clone()),
+        None => ClaimOutcome::InProgress,
     }
 }

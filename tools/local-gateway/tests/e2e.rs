@@ -769,11 +769,7 @@ async fn concurrent_right_codes_activate_exactly_once() {
         let email = format!("parallel-{wrong}-{n}@example.com");
         let id = stack.registered(&tenant, &email).await;
         let code = stack.code_for(&id);
-        let guesses = (1..=5u32)
-            .map(|i| format!("{i:08}"))
-            .filter(|g| *g != code)
-            .take(wrong);
-        for guess in guesses {
+        for guess in support::wrong_codes(&code, wrong) {
             assert_eq!(
                 stack.activate(&tenant, &id, &email, &guess).await.status,
                 400

@@ -235,11 +235,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
         let email = format!("lost-{step}@example.com");
         let id = stack.registered(&tenant, &email).await;
         let code = stack.code_for(&id);
-        let wrong = (1..=5u32)
-            .map(|i| format!("{i:08}"))
-            .filter(|g| *g != code)
-            .take(4);
-        for guess in wrong {
+        for guess in super::support::wrong_codes(&code, 4) {
             let reply = stack.activate(&tenant, &id, &email, &guess).await;
             assert_eq!(reply.status, 400, "{step}: {}", reply.body);
         }

@@ -485,7 +485,16 @@ impl Stack {
     }
 }
 
-/// The contract's §3.1 example body for `tenant`, with `email`.
+/// `n` (at most 4) codes that are not `right`.
+pub fn wrong_codes(right: &str, n: usize) -> Vec<String> {
+    assert!(n <= 4, "from five candidates, one may be the right code");
+    (1..=5u32)
+        .map(|i| format!("{i:08}"))
+        .filter(|g| g != right)
+        .take(n)
+        .collect()
+}
+
 /// The first demo tenant's hierarchy, as `tenant`'s.
 pub fn demo_hierarchy(tenant: &str) -> shared::categorization::Hierarchy {
     let mut hierarchy = admin::parse_hierarchies(include_str!(
@@ -497,6 +506,7 @@ pub fn demo_hierarchy(tenant: &str) -> shared::categorization::Hierarchy {
     hierarchy
 }
 
+/// The contract's §3.1 example body for `tenant`, with `email`.
 pub fn contract_body(tenant: &str, email: &str) -> Value {
     json!({
         "firstName": "Marcus", "lastName": "Jensen",
