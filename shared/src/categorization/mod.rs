@@ -8,7 +8,10 @@ mod resolve;
 mod smart_selection;
 
 pub use cache::HierarchyCache;
-pub use model::{AllowedValue, Category, Feature, Hierarchy, HierarchyProblem};
+pub use model::{
+    AllowedValue, Category, Feature, Hierarchy, HierarchyProblem, MAX_HIERARCHY_ITEMS,
+    MAX_HIERARCHY_JSON_BYTES,
+};
 pub use resolve::{
     CategorizationRequest, FeatureRelationRequest, ParameterSource, ResolvedCategorization,
     ResolvedFeature, ResolvedParameter, resolve,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::TenantId;
 
+use super::smart_selection::normalize_key;
+
 /// One tenant's categorization hierarchy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,9 +19,48 @@ pub struct Hierarchy {
     pub compliance_level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_category_id: Option<String>,
+    #[serde(deserialize_with = "unique_keys")]
     pub categories: BTreeMap<String, Category>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub features: BTreeMap<String, Feature>,
+}
+
+/// A hierarchy holds at most this many category and feature items: with its tenant header
+/// they are written in one DynamoDB transaction, which takes 100 actions.
+pub const MAX_HIERARCHY_ITEMS: usize = 99;
+
+/// A hierarchy's JSON is at most this long: far below DynamoDB's 400 KB item and Lambda's
+/// 6 MB response, and the warm cache's 1,024 tenants stay within ~64 MiB of JSON.
+pub const MAX_HIERARCHY_JSON_BYTES: usize = 64 * 1024;
+
+/// A map whose keys must be unique: JSON allows an object to repeat a key, and a map would
+/// keep only the last, so a hierarchy file naming a category twice would silently lose one.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map with unique keys")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("{key} appears twice")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// A risk category, keyed by its code (`categoryId`); `databaseId` is the stable id.
@@ -46,7 +87,7 @@ pub struct Feature {
     pub description: Option<String>,
     #[serde(default)]
     pub mandatory_keys: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub allowed_values: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub multi_value_keys: Vec<String>,
@@ -133,6 +174,18 @@ impl Hierarchy {
         if self.categories.is_empty() {
             say("no categories".into());
         }
+        let items = self.categories.len() + self.features.len();
+        if items > MAX_HIERARCHY_ITEMS {
+            say(format!(
+                "{items} categories and features; at most {MAX_HIERARCHY_ITEMS}"
+            ));
+        }
+        let bytes = serde_json::to_vec(self).map_or(usize::MAX, |json| json.len());
+        if bytes > MAX_HIERARCHY_JSON_BYTES {
+            say(format!(
+                "{bytes} bytes of JSON; at most {MAX_HIERARCHY_JSON_BYTES}"
+            ));
+        }
         if let Some(default) = &self.default_category_id
             && !self.categories.contains_key(default)
         {
@@ -157,6 +210,9 @@ impl Hierarchy {
                 if !self.features.contains_key(feature) {
                     say(format!("category {code} names unknown feature {feature}"));
                 }
+            }
+            for feature in repeated(&category.available_features, |f| f.to_owned()) {
+                say(format!("category {code} names feature {feature} twice"));
             }
         }
         for (code, feature) in &self.features {
@@ -195,6 +251,22 @@ impl Hierarchy {
                         say(format!("feature {code} key {key}: empty allowed value"));
                     }
                 }
+            }
+            for (list, keys) in [
+                ("mandatoryKeys", &feature.mandatory_keys),
+                ("multiValueKeys", &feature.multi_value_keys),
+            ] {
+                for key in repeated(keys, |k| k.to_owned()) {
+                    say(format!("feature {code}: {list} names {key} twice"));
+                }
+            }
+            // Clients' keys are matched loosely (§3.3): two keys spelled alike would make one
+            // of them unreachable.
+            let keys: Vec<&String> = feature.allowed_values.keys().collect();
+            for key in repeated(&keys, |k| normalize_key(k)) {
+                say(format!(
+                    "feature {code}: allowedValues has two keys spelled like {key}"
+                ));
             }
             for key in feature
                 .mandatory_keys
@@ -235,6 +307,19 @@ impl Hierarchy {
         }
         problems
     }
+}
+
+/// The entries that occur more than once in `list`, compared by `identity`, each named once.
+fn repeated<T>(list: &[T], identity: impl Fn(&T) -> String) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twice = std::collections::BTreeSet::new();
+    for entry in list {
+        let id = identity(entry);
+        if !seen.insert(id.clone()) {
+            twice.insert(id);
+        }
+    }
+    twice.into_iter().collect()
 }
 
 /// Digits and dashes with at least two numbers: meant as a range.
@@ -326,5 +411,102 @@ mod tests {
             .insert("weeklyLimit".into(), vec![]);
         let problems: Vec<String> = broken.problems().into_iter().map(|p| p.0).collect();
         assert_eq!(problems.len(), 6, "{problems:?}");
+    }
+
+    #[test]
+    fn repeated_and_oversized_entries_are_problems() {
+        let demo: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../shared/spec/demo-hierarchy.json"))
+                .unwrap();
+        let base: Hierarchy = serde_json::from_value(demo["tenants"][0].clone()).unwrap();
+        type Change = fn(&mut Hierarchy);
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "feature named twice",
+                |h| {
+                    let c = h.categories.get_mut("LOW_RISK_INDIVIDUAL").unwrap();
+                    let f = c.available_features[0].clone();
+                    c.available_features.push(f);
+                },
+                "names feature TRANSACTION_LIMITS twice",
+            ),
+            (
+                "mandatory key twice",
+                |h| {
+                    let f = h.features.get_mut("TRANSACTION_LIMITS").unwrap();
+                    let k = f.mandatory_keys[0].clone();
+                    f.mandatory_keys.push(k);
+                },
+                "mandatoryKeys names dailyLimit twice",
+            ),
+            (
+                "keys spelled alike",
+                |h| {
+                    let f = h.features.get_mut("TRANSACTION_LIMITS").unwrap();
+                    f.allowed_values
+                        .insert("DAILY_LIMIT".into(), vec!["1".into()]);
+                },
+                "two keys spelled like dailylimit",
+            ),
+            (
+                "too many items",
+                |h| {
+                    let template = h.features["TRANSACTION_LIMITS"].clone();
+                    for i in 0..(MAX_HIERARCHY_ITEMS + 1 - 6) {
+                        let mut f = template.clone();
+                        f.feature_code = format!("F{i}");
+                        f.database_id = format!("id-{i}");
+                        h.features.insert(f.feature_code.clone(), f);
+                    }
+                },
+                "100 categories and features; at most 99",
+            ),
+            (
+                "too long",
+                |h| {
+                    let c = h.categories.get_mut("LOW_RISK_INDIVIDUAL").unwrap();
+                    c.description = Some("x".repeat(MAX_HIERARCHY_JSON_BYTES));
+                },
+                "bytes of JSON; at most 65536",
+            ),
+        ];
+        for (name, change, expected) in cases {
+            let mut h = base.clone();
+            change(&mut h);
+            let problems: Vec<String> = h.problems().into_iter().map(|p| p.0).collect();
+            assert_eq!(problems.len(), 1, "{name}: {problems:?}");
+            assert!(problems[0].contains(expected), "{name}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_repeated_in_a_map_is_refused_not_overwritten() {
+        let demo = include_str!("../../../../shared/spec/demo-hierarchy.json");
+        let tenant: serde_json::Value =
+            serde_json::from_str::<serde_json::Value>(demo).unwrap()["tenants"][0].clone();
+        let text = serde_json::to_string(&tenant).unwrap();
+        assert!(serde_json::from_str::<Hierarchy>(&text).is_ok());
+        // The same category twice, the second without features: a map keeps the last.
+        let category = serde_json::to_string(&tenant["categories"]["LOW_RISK_INDIVIDUAL"]).unwrap();
+        let twice = text.replacen(
+            "\"categories\":{",
+            &format!("\"categories\":{{\"LOW_RISK_INDIVIDUAL\":{category},"),
+            1,
+        );
+        assert_ne!(twice, text);
+        let err = serde_json::from_str::<Hierarchy>(&twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LOW_RISK_INDIVIDUAL appears twice"), "{err}");
+        let key_twice = text.replacen(
+            "\"allowedValues\":{",
+            "\"allowedValues\":{\"riskLevel\":[\"LOW\"],",
+            1,
+        );
+        assert_ne!(key_twice, text);
+        let err = serde_json::from_str::<Hierarchy>(&key_twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("riskLevel appears twice"), "{err}");
     }
 }

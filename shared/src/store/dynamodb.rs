@@ -10,8 +10,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use secrecy::ExposeSecret;
 
@@ -220,18 +219,25 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Replaces a tenant's hierarchy in one transaction: every category and feature item is
-    /// put, stale ones deleted, and the tenant header's `version` guards against a concurrent
-    /// replacement. Hierarchies are small; more than 100 items is refused.
+    /// Replaces a tenant's hierarchy: the tenant header and every category and feature item
+    /// are put in one transaction (at most
+    /// [`MAX_HIERARCHY_ITEMS`](crate::categorization::MAX_HIERARCHY_ITEMS) items, so within its 100
+    /// actions), every item stamped with the header's new `version`, which also guards
+    /// against a concurrent replacement. Items of earlier versions are deleted afterwards;
+    /// until then readers skip them (see `assemble_hierarchy`). Returns the items written
+    /// and deleted. [`StoreError::ConditionFailed`]: another replacement won; read again.
     pub async fn put_hierarchy(&self, hierarchy: &Hierarchy) -> Result<usize, StoreError> {
+        if let Some(problem) = hierarchy.problems().first() {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "hierarchy of tenant {} is invalid: {problem}",
+                hierarchy.tenant_id
+            )));
+        }
         let pk = keys::categorization_pk(&hierarchy.tenant_id);
-        let existing = self.query_partition(&pk).await?;
-        let current_version = existing
-            .iter()
-            .find(|item| item.get(keys::SK) == Some(&s(keys::TENANT_SK)))
-            .and_then(|item| item.get("version"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let current_version = self
+            .get_consistent((&pk, keys::TENANT_SK))
+            .await?
+            .and_then(|header| number(&header, "version"));
 
         let mut writes = Vec::new();
         let mut header = Item::new();
@@ -260,7 +266,6 @@ impl DynamoStore {
         };
         writes.push(build_put(header_put)?);
 
-        let mut wanted_sks = vec![keys::TENANT_SK.to_owned()];
         // Every item carries the header's version, so a reader that meets items of two
         // replacements (a Query is not isolated from the transaction) can tell.
         let stamped = |mut item: Item| {
@@ -271,35 +276,13 @@ impl DynamoStore {
             let sk = keys::category_sk(code);
             let put = self.keyed_put(&pk, &sk, stamped(to_item(category)?), "CATEGORY");
             writes.push(build_put(put)?);
-            wanted_sks.push(sk);
         }
         for (code, feature) in &hierarchy.features {
             let sk = keys::feature_sk(code);
             let put = self.keyed_put(&pk, &sk, stamped(to_item(feature)?), "FEATURE");
             writes.push(build_put(put)?);
-            wanted_sks.push(sk);
         }
-        for item in &existing {
-            let Some(sk) = item.get(keys::SK).and_then(|v| v.as_s().ok()) else {
-                continue;
-            };
-            if !wanted_sks.contains(sk) {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .key(keys::PK, s(&pk))
-                    .key(keys::SK, s(sk))
-                    .build()
-                    .map_err(|e| StoreError::Unexpected(e.into()))?;
-                writes.push(TransactWriteItem::builder().delete(delete).build());
-            }
-        }
-        if writes.len() > 100 {
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "hierarchy needs {} writes; one transaction takes 100",
-                writes.len()
-            )));
-        }
-        let count = writes.len();
+        let written = writes.len();
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
@@ -314,7 +297,49 @@ impl DynamoStore {
                 }
                 _ => classify(err),
             })?;
-        Ok(count)
+        Ok(written + self.delete_hierarchy_leftovers(&pk, version).await?)
+    }
+
+    /// Deletes the category and feature items of versions before `version`: those the
+    /// replacement did not rewrite, and any an earlier replacement missed (a Query is not
+    /// isolated from a transaction under way). Each delete is conditional, so an item a
+    /// later replacement has rewritten meanwhile stays.
+    async fn delete_hierarchy_leftovers(
+        &self,
+        pk: &str,
+        version: i64,
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for item in self.query_partition(pk, true).await? {
+            let Some(sk) = text(&item, keys::SK) else {
+                continue;
+            };
+            if sk == keys::TENANT_SK
+                || number(&item, HIERARCHY_VERSION).is_some_and(|v| v >= version)
+            {
+                continue;
+            }
+            let outcome = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(keys::PK, s(pk))
+                .key(keys::SK, s(sk))
+                .condition_expression("attribute_not_exists(#stamp) OR #stamp < :version")
+                .expression_attribute_names("#stamp", HIERARCHY_VERSION)
+                .expression_attribute_values(":version", n(version))
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => deleted += 1,
+                Err(err)
+                    if err.as_service_error().is_some_and(
+                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::is_conditional_check_failed_exception,
+                    ) => {}
+                Err(err) => return Err(classify(err)),
+            }
+        }
+        Ok(deleted)
     }
 
     fn keyed_put(
@@ -330,7 +355,7 @@ impl DynamoStore {
         Put::builder().table_name(&self.table).set_item(Some(item))
     }
 
-    async fn query_partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+    async fn query_partition(&self, pk: &str, consistent: bool) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -340,6 +365,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk")
                 .expression_attribute_values(":pk", s(pk))
+                .consistent_read(consistent)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -391,7 +417,7 @@ impl HierarchySource for DynamoStore {
         let pk = keys::categorization_pk(tenant);
         let mut tries = 0;
         loop {
-            let items = self.query_partition(&pk).await?;
+            let items = self.query_partition(&pk, false).await?;
             match assemble_hierarchy(tenant, items)? {
                 Assembled::Whole(hierarchy) => return Ok(hierarchy),
                 Assembled::Mixed if tries < MIXED_READ_RETRIES => {
@@ -420,26 +446,45 @@ enum Assembled {
     Mixed,
 }
 
-/// Puts a hierarchy together from its partition's items. Items written before versions were
-/// stamped on them carry none and are taken as the header's.
+/// Puts a hierarchy together from its partition's items.
+///
+/// A header that counts its items (`itemCount`) belongs to a hierarchy whose items are all
+/// stamped with its `version`: those are the hierarchy; items stamped lower (or not at all)
+/// are leftovers of an earlier one that a replacement has not deleted yet, and are skipped.
+/// An item stamped higher, or fewer items than counted, means the read met a replacement
+/// half-way. A header written before items were counted has its unstamped items and those
+/// of its version taken, and any other stamp means a read half-way through a replacement.
 fn assemble_hierarchy(tenant: &TenantId, items: Vec<Item>) -> Result<Assembled, StoreError> {
-    let mut header: Option<Item> = None;
-    let mut versions = std::collections::BTreeSet::new();
+    let (headers, items): (Vec<Item>, Vec<Item>) = items
+        .into_iter()
+        .partition(|item| item.get(keys::SK) == Some(&s(keys::TENANT_SK)));
+    let Some(header) = headers.into_iter().next() else {
+        // Items without a header: the first write of a hierarchy is under way.
+        return Ok(if items.is_empty() {
+            Assembled::Whole(None)
+        } else {
+            Assembled::Mixed
+        });
+    };
+    let header_version = number(&header, "version").unwrap_or_default();
+    let counted = number(&header, HIERARCHY_ITEMS);
     let mut categories = std::collections::BTreeMap::new();
     let mut features = std::collections::BTreeMap::new();
     for mut item in items {
-        let sk = item
-            .get(keys::SK)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        if sk == keys::TENANT_SK {
-            header = Some(item);
-            continue;
+        let stamp = item.remove(HIERARCHY_VERSION).map(|v| {
+            v.as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(i64::MAX)
+        });
+        match (counted, stamp) {
+            (Some(_), Some(v)) if v == header_version => {}
+            (Some(_), Some(v)) if v > header_version => return Ok(Assembled::Mixed),
+            (Some(_), _) => continue,
+            (None, Some(v)) if v != header_version => return Ok(Assembled::Mixed),
+            (None, _) => {}
         }
-        if let Some(version) = item.remove(HIERARCHY_VERSION) {
-            versions.insert(version.as_n().ok().cloned().unwrap_or_default());
-        }
+        let sk = text(&item, keys::SK).unwrap_or_default().to_owned();
         if sk.starts_with("CATEGORY#") {
             let category: Category = from_item(item)?;
             categories.insert(category.category_id.clone(), category);
@@ -448,26 +493,8 @@ fn assemble_hierarchy(tenant: &TenantId, items: Vec<Item>) -> Result<Assembled, 
             features.insert(feature.feature_code.clone(), feature);
         }
     }
-    let Some(header) = header else {
-        // Items without a header: the first write of a hierarchy is under way.
-        return Ok(
-            if versions.is_empty() && categories.is_empty() && features.is_empty() {
-                Assembled::Whole(None)
-            } else {
-                Assembled::Mixed
-            },
-        );
-    };
-    let header_version = header
-        .get("version")
-        .and_then(|v| v.as_n().ok())
-        .cloned()
-        .unwrap_or_default();
-    if versions.iter().any(|v| *v != header_version) {
-        return Ok(Assembled::Mixed);
-    }
     let items = categories.len() + features.len();
-    if number(&header, HIERARCHY_ITEMS).is_some_and(|n| usize::try_from(n) != Ok(items)) {
+    if counted.is_some_and(|n| usize::try_from(n) != Ok(items)) {
         return Ok(Assembled::Mixed);
     }
     let text = |name: &str| header.get(name).and_then(|v| v.as_s().ok()).cloned();
@@ -1249,6 +1276,35 @@ mod tests {
                     item("TENANT/3", Some("3")),
                     item(cat, Some("3")),
                     item(feat, Some("3")),
+                ],
+                None,
+            ),
+            // Leftovers of earlier versions, stamped or not, are skipped...
+            (
+                vec![
+                    item("TENANT/2", Some("3")),
+                    item(cat, Some("3")),
+                    item(feat, Some("3")),
+                    item("CATEGORY#OLD", Some("2")),
+                    item("FEATURE#OLDER", None),
+                ],
+                Some(Some((1, 1))),
+            ),
+            // ...but not an item of a later one, nor one the replacement rewrote, read old.
+            (
+                vec![
+                    item("TENANT/2", Some("3")),
+                    item(cat, Some("3")),
+                    item(feat, Some("3")),
+                    item("CATEGORY#NEW", Some("4")),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    item("TENANT/2", Some("3")),
+                    item(cat, Some("3")),
+                    item(feat, Some("2")),
                 ],
                 None,
             ),

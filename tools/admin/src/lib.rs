@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_norway::Value;
 use shared::categorization::Hierarchy;
+use shared::store::StoreError;
 use shared::store::dynamodb::DynamoStore;
 
 /// The DynamoDB table resource of a SAM/CloudFormation template.
@@ -130,12 +131,36 @@ pub fn read_hierarchies(path: &Path) -> anyhow::Result<Vec<Hierarchy>> {
     parse_hierarchies(&text).with_context(|| format!("parse {}", path.display()))
 }
 
+/// A hierarchy file: one tenant's hierarchy (§2's `data`) or `{"tenants": [...]}`. Strict,
+/// since whatever it gets wrong is written for every registration to use: a field the model
+/// does not know (a misspelt `availableFeatures` would silently mean none), a key repeated in
+/// an object (JSON keeps the last), or a tenant listed twice is refused, naming where.
 pub fn parse_hierarchies(text: &str) -> anyhow::Result<Vec<Hierarchy>> {
-    let value: serde_json::Value = serde_json::from_str(text)?;
-    let list = match value.get("tenants") {
-        Some(tenants) => serde_json::from_value(tenants.clone())?,
-        None => vec![serde_json::from_value(value)?],
+    #[derive(serde::Deserialize)]
+    struct List {
+        tenants: Vec<Hierarchy>,
+    }
+    let is_list = serde_json::from_str::<serde_json::Value>(text)?
+        .get("tenants")
+        .is_some();
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path| unknown.push(path.to_string());
+    let mut json = serde_json::Deserializer::from_str(text);
+    let ignored = serde_ignored::Deserializer::new(&mut json, &mut note);
+    let list = if is_list {
+        serde_path_to_error::deserialize::<_, List>(ignored)?.tenants
+    } else {
+        vec![serde_path_to_error::deserialize::<_, Hierarchy>(ignored)?]
     };
+    if !unknown.is_empty() {
+        bail!("unknown fields: {}", unknown.join(", "));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for h in &list {
+        if !seen.insert(h.tenant_id.as_str()) {
+            bail!("tenant {} is listed twice", h.tenant_id);
+        }
+    }
     Ok(list)
 }
 
@@ -159,11 +184,14 @@ pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow
     store
         .put_hierarchy(hierarchy)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
+        .map_err(|e| match e {
+            StoreError::ConditionFailed => anyhow::anyhow!(
+                "another replacement of this hierarchy finished first; run put-hierarchy again"
+            ),
+            e => anyhow::anyhow!(
                 "{e}: {:?}",
                 std::error::Error::source(&e).map(ToString::to_string)
-            )
+            ),
         })
         .with_context(|| format!("put hierarchy of tenant {}", hierarchy.tenant_id))
 }
@@ -218,5 +246,39 @@ mod tests {
             message.contains("unknown feature TRANSACTION_LIMITS"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_hierarchy_file_with_unknown_repeated_or_misspelt_entries_is_refused() {
+        let demo = include_str!("../../../../shared/spec/demo-hierarchy.json");
+        let one: serde_json::Value =
+            serde_json::from_str::<serde_json::Value>(demo).unwrap()["tenants"][0].clone();
+        let text = serde_json::to_string(&one).unwrap();
+        assert!(parse_hierarchies(&text).is_ok());
+        let misspelt = text.replacen("\"availableFeatures\"", "\"availableFeature\"", 1);
+        let tenant_twice = format!("{{\"tenants\":[{text},{text}]}}");
+        let category = serde_json::to_string(&one["categories"]["LOW_RISK_INDIVIDUAL"]).unwrap();
+        let category_twice = text.replacen(
+            "\"categories\":{",
+            &format!("\"categories\":{{\"LOW_RISK_INDIVIDUAL\":{category},"),
+            1,
+        );
+        let top_level = format!("{{\"tenants\":[{text}],\"tenant\":{{}}}}");
+        let cases = [
+            (
+                misspelt,
+                "unknown fields: categories.LOW_RISK_INDIVIDUAL.availableFeature",
+            ),
+            (tenant_twice, "is listed twice"),
+            (
+                category_twice,
+                "categories: LOW_RISK_INDIVIDUAL appears twice",
+            ),
+            (top_level, "unknown fields: tenant"),
+        ];
+        for (file, expected) in cases {
+            let err = format!("{:#}", parse_hierarchies(&file).unwrap_err());
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 }

@@ -1310,6 +1310,111 @@ async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
     assert_eq!(lookup.status, 200, "{}", lookup.body);
 }
 
+/// A put deletes the items it replaces only after its transaction (which then takes up to 99
+/// items whatever the old hierarchy held), and a Query can miss an item a concurrent put is
+/// adding: an item of an earlier version may stay behind for a while. Readers skip it (before:
+/// 503 for every lookup and registration of the tenant until the next put), and the next put
+/// deletes it.
+#[tokio::test]
+async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
+    let pk = format!("TENANT#{tenant}#CATEGORIZATION");
+    let partition = || async {
+        let items = stack
+            .client
+            .query()
+            .table_name(&stack.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        items
+            .into_iter()
+            .map(|item| item["SK"].as_s().unwrap().clone())
+            .collect::<Vec<_>>()
+    };
+    let demo = partition().await;
+    // A category of version 1 (the header is at 2) and a feature stamped with no version.
+    let mut ghost = stack
+        .client
+        .get_item()
+        .table_name(&stack.table)
+        .key("PK", AttributeValue::S(pk.clone()))
+        .key(
+            "SK",
+            AttributeValue::S("CATEGORY#LOW_RISK_INDIVIDUAL".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the demo category");
+    assert_eq!(ghost["hierarchyVersion"], AttributeValue::N("2".into()));
+    ghost.insert("SK".into(), AttributeValue::S("CATEGORY#GHOST".into()));
+    ghost.insert("categoryId".into(), AttributeValue::S("GHOST".into()));
+    ghost.insert("databaseId".into(), AttributeValue::S("ghost-id".into()));
+    ghost.insert("hierarchyVersion".into(), AttributeValue::N("1".into()));
+    let mut legacy = ghost.clone();
+    legacy.insert("SK".into(), AttributeValue::S("CATEGORY#LEGACY".into()));
+    legacy.insert("categoryId".into(), AttributeValue::S("LEGACY".into()));
+    legacy.remove("hierarchyVersion");
+    for item in [ghost, legacy] {
+        stack
+            .client
+            .put_item()
+            .table_name(&stack.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(partition().await.len(), demo.len() + 2);
+
+    let lookup = stack
+        .get(&support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    let categories = lookup.body["data"]["categories"].as_object().unwrap();
+    assert_eq!(categories.len(), 3, "{categories:?}");
+    assert!(!categories.contains_key("GHOST") && !categories.contains_key("LEGACY"));
+    let registration = stack
+        .register(&tenant, &contract_body(&tenant, "leftover@example.com"))
+        .await;
+    assert_eq!(registration.status, 201, "{}", registration.body);
+
+    // The next put deletes both.
+    stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
+    assert_eq!(partition().await, demo);
+
+    // A replacement renaming 60 features: 61 puts in the transaction, then 60 deletes (one
+    // transaction of 121 actions was refused before).
+    let renamed = |prefix: &str| {
+        let mut h = demo_hierarchy(&tenant);
+        let template = h.features["TRANSACTION_LIMITS"].clone();
+        for i in 0..60 {
+            let mut f = template.clone();
+            f.feature_code = format!("{prefix}{i}");
+            f.database_id = format!("{prefix}-id-{i}");
+            h.features.insert(f.feature_code.clone(), f);
+        }
+        h
+    };
+    stack.put_hierarchy(&renamed("OLD")).await;
+    stack.put_hierarchy(&renamed("NEW")).await;
+    let sks = partition().await;
+    assert_eq!(sks.len(), demo.len() + 60, "{sks:?}");
+    assert!(
+        sks.iter().all(|sk| !sk.starts_with("FEATURE#OLD")),
+        "{sks:?}"
+    );
+}
+
 /// Browsers send CORS preflights without a token: `OPTIONS` on any path is answered 204 with
 /// no data (API Gateway adds the CORS headers), while every other method still needs a token.
 #[tokio::test]
