@@ -50,7 +50,10 @@ pub fn extract(req: &Request, tenant_missing: bool) -> Result<ClientContext, Api
             .find(|v| !v.is_empty());
         match value {
             None => missing.push(name),
-            Some(v) if v.chars().count() > MAX_HEADER_CHARS || v.chars().any(char::is_control) => {
+            Some(v)
+                if v.chars().count() > MAX_HEADER_CHARS
+                    || v.chars().any(crate::domain::unicode::is_disallowed) =>
+            {
                 too_long.push(FieldError::new(
                     format!("headers.{name}"),
                     "INVALID_FIELD",
@@ -137,17 +140,22 @@ mod tests {
     }
 
     #[test]
-    fn overlong_values_are_rejected() {
+    fn overlong_or_invisible_values_are_rejected() {
         let long = "x".repeat(257);
-        let req = request(&[
-            ("x-forwarded-from", "web-app"),
-            ("platform", "web"),
-            ("deviceId", &long),
-            ("user-agent", "ua"),
-        ]);
-        match extract(&req, false) {
-            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "headers.deviceId"),
-            other => panic!("expected a validation error, got {other:?}"),
+        // A bidirectional isolate and a zero-width space, sent as UTF-8 bytes.
+        for device in [long.as_str(), "dev\u{2066}-1", "dev\u{200B}1"] {
+            let req = request(&[
+                ("x-forwarded-from", "web-app"),
+                ("platform", "web"),
+                ("deviceId", device),
+                ("user-agent", "ua"),
+            ]);
+            match extract(&req, false) {
+                Err(ApiError::Validation(errors)) => {
+                    assert_eq!(errors[0].field, "headers.deviceId", "{device:?}");
+                }
+                other => panic!("{device:?}: expected a validation error, got {other:?}"),
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod password;
 mod phone;
 mod tenant;
 mod text;
+pub mod unicode;
 
 pub use country::Country;
 pub use date_of_birth::{DateOfBirth, DobError};

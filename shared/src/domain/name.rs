@@ -1,7 +1,11 @@
 //! First and last names (§3.2): 1–100 characters of letters in any script, spaces, `-`, `'`
-//! and `.`. Combining marks are allowed so decomposed accents (e + ◌́) are letters too.
+//! and `.`, stored in NFC. A letter may carry combining marks (accents, and the viramas and
+//! vowel signs of Indic and Thai names: "कृष्ण", "สมศักดิ์"), at most [`MAX_MARKS`] in a row,
+//! and a zero-width joiner or non-joiner may stand between letters (Persian, Indic).
 
 use serde::{Deserialize, Serialize};
+
+use super::unicode;
 
 /// A person's first or last name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,20 +16,42 @@ impl PersonName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        const ONLY: &str = "may contain only letters, spaces, '-', ''' and '.'";
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err("is required");
         }
-        if trimmed.chars().count() > Self::MAX_CHARS {
+        let name = unicode::nfc(trimmed);
+        if name.chars().count() > Self::MAX_CHARS {
             return Err("must be at most 100 characters");
         }
-        let allowed = |c: char| {
-            c.is_alphabetic() || c == ' ' || c == '-' || c == '\'' || c == '.' || is_combining(c)
-        };
-        if !trimmed.chars().all(allowed) || !trimmed.chars().any(char::is_alphabetic) {
-            return Err("may contain only letters, spaces, '-', ''' and '.'");
+        let chars: Vec<char> = name.chars().collect();
+        // Marks in a row since the last letter (None: not after a letter).
+        let mut marks: Option<usize> = None;
+        for (i, &c) in chars.iter().enumerate() {
+            marks = if unicode::is_mark(c) {
+                match marks {
+                    Some(n) if n < MAX_MARKS => Some(n + 1),
+                    _ => return Err(ONLY),
+                }
+            } else if c.is_alphabetic() {
+                Some(0)
+            } else if unicode::JOINERS.contains(&c) {
+                let next_is_letter = chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
+                if marks.is_none() || !next_is_letter {
+                    return Err(ONLY);
+                }
+                None
+            } else if matches!(c, ' ' | '-' | '\'' | '.') {
+                None
+            } else {
+                return Err(ONLY);
+            };
         }
-        Ok(Self(trimmed.to_owned()))
+        if !chars.iter().any(|c| c.is_alphabetic()) {
+            return Err(ONLY);
+        }
+        Ok(Self(name.into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -33,10 +59,9 @@ impl PersonName {
     }
 }
 
-/// Unicode combining diacritical marks (the blocks used by Latin, Greek and Cyrillic names).
-fn is_combining(c: char) -> bool {
-    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}')
-}
+/// Combining marks one letter may carry: Vietnamese stacks two, Thai and Indic scripts up to
+/// three; more is "Zalgo" text, not a name.
+pub const MAX_MARKS: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -52,6 +77,19 @@ mod tests {
             ("Иван", true),
             ("李", true),
             ("e\u{0301}mile", true),
+            ("कृष्ण", true),
+            ("முருகன்", true),
+            ("สมศักดิ์", true),
+            ("น้อย", true),
+            ("か\u{3099}", true),
+            ("\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}", true),
+            ("Nguyễn", true),
+            ("\u{0301}Emile", false),
+            ("Zalgx\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}", false),
+            ("a\u{200C}", false),
+            ("\u{200D}a", false),
+            ("Ann\u{202E}a", false),
+            ("Ann\u{200B}a", false),
             ("", false),
             ("   ", false),
             ("R2D2", false),
@@ -66,6 +104,12 @@ mod tests {
         assert!(
             PersonName::parse(&"ž".repeat(100)).is_ok(),
             "100 characters, 200 bytes"
+        );
+        // Stored in NFC, counted after it: 100 decomposed "ž" are 100 characters.
+        let decomposed = "z\u{030C}".repeat(100);
+        assert_eq!(
+            PersonName::parse(&decomposed).unwrap().as_str(),
+            "ž".repeat(100)
         );
     }
 }

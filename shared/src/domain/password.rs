@@ -22,7 +22,7 @@ impl PasswordProblem {
     pub fn message(&self) -> &'static str {
         match self {
             Self::Length => "must be 12-128 characters",
-            Self::ControlCharacter => "must not contain control characters",
+            Self::ControlCharacter => "must not contain control or invisible characters",
             Self::Classes => {
                 "must contain a lower-case letter, an upper-case letter, a digit and a symbol"
             }
@@ -37,11 +37,14 @@ impl Password {
         if !(12..=128).contains(&length) {
             return Err(PasswordProblem::Length);
         }
-        if raw.chars().any(char::is_control) {
+        // Invisible characters too: a zero-width space must not count as the symbol.
+        if raw.chars().any(super::unicode::is_disallowed) {
             return Err(PasswordProblem::ControlCharacter);
         }
         let has = |f: fn(&char) -> bool| raw.chars().any(|c| f(&c));
-        let symbol = |c: &char| !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control();
+        let symbol = |c: &char| {
+            !c.is_alphanumeric() && !c.is_whitespace() && !super::unicode::JOINERS.contains(c)
+        };
         if !(has(|c| c.is_lowercase())
             && has(|c| c.is_uppercase())
             && has(|c| c.is_ascii_digit())
@@ -49,7 +52,8 @@ impl Password {
         {
             return Err(PasswordProblem::Classes);
         }
-        let lowered = raw.to_lowercase();
+        // Compared in NFC, the form names are stored in.
+        let lowered = super::unicode::nfc(raw).to_lowercase();
         let leaks = personal
             .iter()
             .map(|p| p.trim().to_lowercase())
@@ -73,7 +77,7 @@ mod tests {
     #[test]
     fn password_strength_rules() {
         let personal = ["marcus.jensen", "Marcus", "Jensen"];
-        let cases: [(&str, Result<(), PasswordProblem>); 10] = [
+        let cases: [(&str, Result<(), PasswordProblem>); 12] = [
             ("SecurePass123!", Ok(())),
             ("Short1!a", Err(PasswordProblem::Length)),
             (&"Aa1!".repeat(33), Err(PasswordProblem::Length)),
@@ -83,6 +87,15 @@ mod tests {
             ("NoSymbols12345", Err(PasswordProblem::Classes)),
             (
                 "SecurePass123!\u{0}",
+                Err(PasswordProblem::ControlCharacter),
+            ),
+            // Invisible: not a symbol, and not allowed at all.
+            (
+                "Securepass123\u{200B}",
+                Err(PasswordProblem::ControlCharacter),
+            ),
+            (
+                "Secure\u{202E}Pass123!",
                 Err(PasswordProblem::ControlCharacter),
             ),
             (
@@ -106,6 +119,14 @@ mod tests {
     #[test]
     fn short_names_do_not_count_as_personal_data() {
         assert!(Password::parse("SecureLiPass123!", &["Li", "Xu"]).is_ok());
+    }
+
+    #[test]
+    fn a_name_typed_in_another_normalization_form_is_still_the_name() {
+        assert_eq!(
+            Password::parse("MyZoe\u{0308}Pass123!", &["Zoë"]).map(|_| ()),
+            Err(PasswordProblem::ContainsPersonalData)
+        );
     }
 
     #[test]

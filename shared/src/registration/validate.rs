@@ -858,7 +858,20 @@ mod tests {
                     "INVALID_FIELD",
                 )),
             ),
-            // Addresses.
+            // Invisible characters that change what a reader sees (§1.4).
+            (
+                format!("{P}/placeOfBirth"),
+                Some(json!("Vil\u{202E}nius")),
+                Some(("individualCustomer.person.placeOfBirth", "INVALID_FIELD")),
+            ),
+            (
+                format!("{P}/addresses/0/postalCode"),
+                Some(json!("\u{FEFF}01103")),
+                Some((
+                    "individualCustomer.person.addresses[0].postalCode",
+                    "INVALID_FIELD",
+                )),
+            ),
             (
                 format!("{P}/addresses"),
                 Some(json!([{}, {}, {}, {}, {}, {}])),
@@ -881,6 +894,18 @@ mod tests {
                 (expected, got) => panic!("{path} = {value:?}: expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_name_in_two_normalization_forms_is_one_name_stored_in_nfc() {
+        let body = with(
+            contract_body(),
+            &format!("{P}/lastName"),
+            Some(json!("Zoe\u{0308}")),
+        );
+        let body = with(body, "lastName", Some(json!("Zo\u{00EB}")));
+        let valid = run(body).expect("no conflict");
+        assert_eq!(valid.last_name.as_str(), "Zo\u{00EB}");
     }
 
     #[test]
