@@ -22,15 +22,22 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
         return Err(ApiError::PayloadTooLarge);
     }
     let content_type = header(req, "content-type").unwrap_or_default();
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mut parts = content_type.split(';');
+    let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let is_json = media_type == "application/json"
-        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
-    if !is_json {
+        || media_type
+            .strip_prefix("application/")
+            .and_then(|subtype| subtype.strip_suffix("+json"))
+            .is_some_and(|name| !name.is_empty());
+    // The body is read as UTF-8 (JSON's only encoding, RFC 8259): another declared charset
+    // would be misread, not refused, if its bytes happen to be valid UTF-8.
+    let other_charset = parts.any(|parameter| {
+        parameter.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("charset")
+                && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+    });
+    if !is_json || other_charset {
         return Err(ApiError::UnsupportedMediaType);
     }
     Ok(bytes)
@@ -142,9 +149,21 @@ mod tests {
 
     #[test]
     fn body_rules_answer_with_their_codes() {
-        let cases: [(&str, &str, Option<&str>); 6] = [
+        let cases: [(&str, &str, Option<&str>); 10] = [
             ("{}", "application/json", None),
             ("{}", "application/json; charset=utf-8", None),
+            ("{}", "application/json;charset=\"UTF-8\"", None),
+            (
+                "{}",
+                "application/json; charset=iso-8859-1",
+                Some("UNSUPPORTED_MEDIA_TYPE"),
+            ),
+            (
+                "{}",
+                "application/json; charset=utf-16",
+                Some("UNSUPPORTED_MEDIA_TYPE"),
+            ),
+            ("{}", "application/+json", Some("UNSUPPORTED_MEDIA_TYPE")),
             ("{}", "text/plain", Some("UNSUPPORTED_MEDIA_TYPE")),
             ("{}", "", Some("UNSUPPORTED_MEDIA_TYPE")),
             ("{\"a\":1}", "application/vnd.api+json", None),

@@ -55,6 +55,40 @@ pub struct PersonDto {
     pub contacts: Option<Vec<ContactDto>>,
 }
 
+impl PersonDto {
+    /// No person field at all (`"person": {}`): the same as no person object.
+    pub fn is_empty(&self) -> bool {
+        let Self {
+            first_name,
+            last_name,
+            email,
+            phone,
+            date_of_birth,
+            gender,
+            nationality,
+            place_of_birth,
+            pincode,
+            addresses,
+            contacts,
+        } = self;
+        [
+            first_name,
+            last_name,
+            email,
+            phone,
+            date_of_birth,
+            gender,
+            nationality,
+            place_of_birth,
+            pincode,
+        ]
+        .iter()
+        .all(|f| f.is_none())
+            && addresses.is_none()
+            && contacts.is_none()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressDto {

@@ -171,14 +171,18 @@ pub fn validate(
     ctx: &ValidationContext<'_>,
 ) -> Result<NewRegistration, ApiError> {
     let ic = req.individual_customer.take().unwrap_or_default();
-    if let Some(body_tenant) = &ic.tenant_id
-        && body_tenant.trim() != ctx.tenant.as_str()
-    {
-        return Err(ApiError::TenantMismatch);
+    if let Some(body_tenant) = &ic.tenant_id {
+        // A malformed id is 400 wherever it is sent (§1.1); a well-formed other tenant's, 403.
+        let body_tenant =
+            TenantId::parse(body_tenant.trim()).map_err(|_| ApiError::InvalidTenantId)?;
+        if body_tenant != *ctx.tenant {
+            return Err(ApiError::TenantMismatch);
+        }
     }
-    let Some(person) = ic.person else {
+    let Some(person) = ic.person.filter(|p| !p.is_empty()) else {
         // §3.2: `individualCustomer.person` is required, and its absence (person fields at the
-        // top level or nowhere) is answered with FLAT_OBJECT_NOT_SUPPORTED naming the hierarchy.
+        // top level or nowhere; `"person": {}` holds none) is answered with
+        // FLAT_OBJECT_NOT_SUPPORTED naming the hierarchy.
         return Err(ApiError::FlatObjectNotSupported);
     };
     let user = ic.user.unwrap_or_default();
@@ -1041,16 +1045,29 @@ mod tests {
         assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
         let body = json!({"password": "SecurePass123!"});
         assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
+        // An empty person object with the person fields at the top level is flat too.
+        let mut body = contract_body();
+        body["individualCustomer"]["person"] = json!({});
+        body["email"] = json!("marcus.jensen@example.com");
+        assert_eq!(run(body).unwrap_err(), ApiError::FlatObjectNotSupported);
     }
 
     #[test]
-    fn a_body_tenant_other_than_the_callers_is_forbidden() {
-        let body = with(
-            contract_body(),
-            "individualCustomer/tenantId",
-            Some(json!("other")),
-        );
-        assert_eq!(run(body).unwrap_err(), ApiError::TenantMismatch);
+    fn a_body_tenant_other_than_the_callers_is_forbidden_and_a_malformed_one_invalid() {
+        let cases = [
+            ("other", ApiError::TenantMismatch),
+            ("t#1", ApiError::InvalidTenantId),
+            ("", ApiError::InvalidTenantId),
+            (&"t".repeat(65), ApiError::InvalidTenantId),
+        ];
+        for (tenant, expected) in cases {
+            let body = with(
+                contract_body(),
+                "individualCustomer/tenantId",
+                Some(json!(tenant)),
+            );
+            assert_eq!(run(body).unwrap_err(), expected, "{tenant:?}");
+        }
     }
 
     #[test]

@@ -1272,7 +1272,7 @@ fn registration_request_cases(ctx: &Ctx) -> Vec<Case> {
                 "/individualCustomer/tenantId",
                 json!(format!("{}#EMAIL", ctx.tenant)),
             ),
-            MISMATCH,
+            BAD_TENANT,
         ),
         // Media types.
         case(
