@@ -17,14 +17,15 @@ export API_PORT DYNAMODB_PORT
 
 .PHONY: run test token fmt fmt-check lint phone-metadata-check phone-metadata validate build deploy build-local bench clean
 
-$(PY_TOOLS): tools/requirements.txt
+# Every dependency's version is fixed by the constraints files, not only the tools'.
+$(PY_TOOLS): tools/requirements.txt tools/constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt -c tools/constraints.txt
 	touch $@
 
-$(SAM_TOOLS): tools/requirements-sam.txt
+$(SAM_TOOLS): tools/requirements-sam.txt tools/constraints-sam.txt
 	python3 -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-sam.txt
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-sam.txt -c tools/constraints-sam.txt
 	touch $@
 
 build-local:

@@ -19,10 +19,21 @@ target/debug/onboarding-admin put-hierarchy "$table" "${DEMO_HIERARCHY:-../share
 target/debug/local-gateway 2>.local/fuzz-gateway.log &
 gateway=$!
 trap 'kill "$gateway" 2>/dev/null || true' EXIT
+ready=
 for _ in $(seq 1 50); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/openapi.yaml" 2>/dev/null && break
+  if ! kill -0 "$gateway" 2>/dev/null; then
+    echo "the local gateway exited; its log:" >&2
+    tail -n 20 .local/fuzz-gateway.log >&2
+    exit 1
+  fi
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/openapi.yaml" 2>/dev/null && ready=1 && break
   sleep 0.2
 done
+if [ -z "$ready" ]; then
+  echo "the local gateway did not answer on port $port within 10 s; its log:" >&2
+  tail -n 20 .local/fuzz-gateway.log >&2
+  exit 1
+fi
 token="$(target/debug/dev-token "$tenant")"
 
 .venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.yaml" \

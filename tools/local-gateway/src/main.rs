@@ -14,10 +14,13 @@ use shared::store::dynamodb::{DynamoStore, aws_config_from_env};
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let port: u16 = std::env::var("API_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
+    let port: u16 = match std::env::var("API_PORT") {
+        Err(_) => 3000,
+        Ok(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("API_PORT must be a port number, not {raw:?}"))?,
+    };
     let aws = aws_config_from_env().await;
     let activation = ActivationSettings::load(&aws).await?;
     let store = DynamoStore::new(shared::store::dynamodb::client(&aws), &config.table_name);
