@@ -15,12 +15,12 @@ use shared::activation::code::{ActivationCode, CodeHasher};
 use shared::activation::delivery::{ActivationMessage, CodeSender, deliver};
 use shared::activation::settings::ActivationSettings;
 use shared::api::auth::{self, scopes};
-use shared::api::body::{json_bytes, parse_json};
+use shared::api::body::{json_bytes, parse_json_collecting};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
 use shared::api::outcome::{answer_by, finish, storage_failure, time_to_write, within_deadline};
 use shared::api::routes::{self, Function};
-use shared::api::{ApiError, body_text, raw_json_response, request_id};
+use shared::api::{ApiError, FieldError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
 use shared::clock::Clock;
 use shared::config::Config;
@@ -118,13 +118,13 @@ impl Registration {
         auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
         let idempotency_key = idempotency::key(req)?;
         let bytes = json_bytes(req)?;
-        let body: RegistrationRequest = parse_json(bytes)?;
+        let (body, type_errors) = parse_json_collecting::<RegistrationRequest>(bytes)?;
         let now = self.clock.now();
         let Checked {
             registration,
             categorization,
             early_hash,
-        } = match self.check(body, &caller.tenant, now).await {
+        } = match self.check(body, type_errors, &caller.tenant, now).await {
             Ok(checked) => checked,
             Err(refusal) => {
                 // §3.6: a retry of a request that was answered gets that answer again,
@@ -197,20 +197,43 @@ impl Registration {
 
     /// Steps 1–2 past the body's JSON: every field, then the categorization against the
     /// (cached) hierarchy. On a cache miss the password's hash comes back too.
+    /// `type_errors`: values of the wrong JSON type, taken as absent in `body`; answered
+    /// together with the rules' findings on the rest (§3.2: all field problems at once).
     async fn check(
         &self,
         body: RegistrationRequest,
+        type_errors: Vec<FieldError>,
         tenant: &TenantId,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Checked, ApiError> {
-        let registration = validate(
+        let validated = validate(
             body,
             &ValidationContext {
                 tenant,
                 today: now.date_naive(),
                 min_age_years: self.config.min_customer_age,
             },
-        )?;
+        );
+        let registration = match validated {
+            Ok(registration) if type_errors.is_empty() => registration,
+            Ok(_) => return Err(ApiError::Validation(type_errors)),
+            // A value of the wrong type was taken as absent: "is required" would repeat it.
+            Err(ApiError::Validation(found)) => {
+                let mut errors = type_errors;
+                let typed: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+                errors.extend(found.into_iter().filter(|e| {
+                    !typed.iter().any(|t| {
+                        e.field == *t
+                            || e.field
+                                .strip_prefix(t.as_str())
+                                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+                    })
+                }));
+                return Err(ApiError::Validation(errors));
+            }
+            // The body's shape (FLAT_OBJECT_NOT_SUPPORTED) or its tenant comes first.
+            Err(other) => return Err(other),
+        };
 
         // A warm function checks the categorization before spending a hash. On a cache miss
         // (cold start, TTL over) the one Query runs while Argon2 hashes (step 3), so the extra
@@ -614,6 +637,77 @@ mod tests {
             .await;
         assert_eq!(good.status().as_u16(), 201, "{}", body(&good));
         assert_eq!(store.customer_count(), 1);
+    }
+
+    /// The contract example's event with its body changed by `change`.
+    fn with_body(change: impl FnOnce(&mut serde_json::Value)) -> Request {
+        let mut event: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/registration-contract-example.json"
+        ))
+        .unwrap();
+        let mut body: serde_json::Value =
+            serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+        change(&mut body);
+        event["body"] = serde_json::Value::String(body.to_string());
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    /// §3.2: all field problems together, a value of the wrong type among them (before, the
+    /// first wrong type was the only error reported).
+    #[tokio::test]
+    async fn wrong_types_are_reported_with_every_other_field_problem() {
+        let (function, store) = function();
+        let response = function
+            .handle(with_body(|b| {
+                let person = &mut b["individualCustomer"]["person"];
+                person["firstName"] = serde_json::json!(42);
+                person["email"] = serde_json::json!("bad");
+                person["addresses"][0]["country"] = serde_json::json!(["LT"]);
+                b["firstName"] = serde_json::json!(true);
+            }))
+            .await;
+        let json = body(&response);
+        assert_eq!(response.status().as_u16(), 400, "{json}");
+        assert_eq!(json["data"]["error"], "VALIDATION_FAILED");
+        let mut found: Vec<(String, String)> = json["data"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap().to_owned(),
+                    e["code"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        let p = "individualCustomer.person";
+        let mut expected: Vec<(String, String)> = [
+            ("firstName", "INVALID_FIELD"),
+            (&format!("{p}.addresses[0].country"), "INVALID_FIELD"),
+            (&format!("{p}.email"), "INVALID_EMAIL"),
+            (&format!("{p}.firstName"), "INVALID_FIELD"),
+        ]
+        .iter()
+        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+        .collect();
+        // Whatever else the rules find (the top-level e-mail copy now disagrees) may be
+        // listed too; each of these exactly once.
+        found.retain(|(f, _)| expected.iter().any(|(e, _)| e == f));
+        expected.sort();
+        assert_eq!(found, expected, "{json}");
+        assert_eq!(store.customer_count(), 0);
+
+        // Person given as a string and fields at the top level: the flat body of §3.2.
+        let response = function
+            .handle(with_body(|b| {
+                b["individualCustomer"]["person"] = serde_json::json!("Marcus");
+            }))
+            .await;
+        assert_eq!(
+            body(&response)["data"]["error"],
+            "FLAT_OBJECT_NOT_SUPPORTED"
+        );
     }
 
     struct Unavailable;

@@ -51,8 +51,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if nesting_depth(bytes) > MAX_DEPTH {
         return Err(ApiError::MalformedJson);
     }
-    // Syntax first, so a truncated body is MALFORMED_JSON rather than a type error at [0].
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| ApiError::MalformedJson)?;
+    // Syntax first, so a truncated body is MALFORMED_JSON rather than a type error at [0]; and
+    // no key twice in an object, since serde (and a map) would silently take the last.
+    let mut syntax = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut syntax) {
+        Ok(UniqueKeys) => syntax.end().map_err(|_| ApiError::MalformedJson)?,
+        Err(err) if err.inner().classify() == serde_json::error::Category::Data => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                err.path().to_string(),
+                "INVALID_FIELD",
+                REPEATED,
+            )]));
+        }
+        Err(_) => return Err(ApiError::MalformedJson),
+    }
+    // Every body of the contract is an object (serde would read a struct from an array too).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "INVALID_FIELD",
+            "expected a JSON object",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {
@@ -75,6 +95,148 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     de.end().map_err(|_| ApiError::MalformedJson)?;
     Ok(value)
+}
+
+/// [`parse_json`], except that a value of the wrong type does not stop it: the value is taken
+/// as absent (`null`) and reported, so that the caller can answer every field problem of the
+/// body together (§3.2) with its own rules' findings. Each report names the path and what was
+/// expected, never the value. Syntax errors and repeated keys end it as in [`parse_json`].
+pub fn parse_json_collecting<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Vec<FieldError>), ApiError> {
+    let errors = match parse_json::<T>(bytes) {
+        Ok(dto) => return Ok((dto, Vec::new())),
+        Err(ApiError::Validation(errors)) => errors,
+        Err(other) => return Err(other),
+    };
+    if errors.iter().any(|e| e.message == REPEATED) {
+        return Err(ApiError::Validation(errors));
+    }
+    // parse_json has checked the syntax, the nesting and that no key is repeated.
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::MalformedJson)?;
+    if !value.is_object() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut last: Option<String> = None;
+    while errors.len() < MAX_TYPE_ERRORS {
+        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(dto) => return Ok((dto, errors)),
+            Err(err) => err,
+        };
+        let path = err.path().clone();
+        let segments: Vec<&serde_path_to_error::Segment> = path.iter().collect();
+        // The same path again: its value may not be absent (an element of a list), so the
+        // list (or object) holding it is.
+        let field = path.to_string();
+        let again = last.as_ref() == Some(&field);
+        let target = if again {
+            &segments[..segments.len().saturating_sub(1)]
+        } else {
+            errors.push(FieldError::new(
+                field.clone(),
+                "INVALID_FIELD",
+                expectation(&err.into_inner().to_string()),
+            ));
+            &segments[..]
+        };
+        if target.is_empty() || !set_null(&mut value, target) {
+            break;
+        }
+        last = Some(field);
+    }
+    Err(ApiError::Validation(errors))
+}
+
+/// Type errors reported in one answer at most.
+const MAX_TYPE_ERRORS: usize = 20;
+
+const REPEATED: &str = "is given more than once";
+
+/// Sets the value at `path` to `null`; `false` if there is none there.
+fn set_null(value: &mut serde_json::Value, path: &[&serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let mut at = value;
+    for segment in path {
+        let next = match segment {
+            Segment::Seq { index } => at.get_mut(*index),
+            Segment::Map { key } => at.get_mut(key.as_str()),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    *at = serde_json::Value::Null;
+    true
+}
+
+/// Reads any JSON value and refuses an object that repeats a key (serde_path_to_error then
+/// names the key's path).
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if keys.contains(&key) {
+                // Raised inside the value, so that the error's path ends with the key.
+                return map.next_value_seed(Repeated);
+            }
+            map.next_value::<UniqueKeys>()?;
+            keys.insert(key);
+        }
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+}
+
+/// Fails at once: the value of a repeated key.
+struct Repeated;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Repeated {
+    type Value = UniqueKeys;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, _: D) -> Result<UniqueKeys, D::Error> {
+        Err(serde::de::Error::custom(REPEATED))
+    }
 }
 
 /// Deepest nesting of arrays and objects accepted in a body.
@@ -234,5 +396,94 @@ mod tests {
             }
             other => panic!("expected validation error, got {other:?}"),
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Wide {
+        name: Option<String>,
+        age: Option<u32>,
+        tags: Option<Vec<String>>,
+        items: Option<Vec<Item>>,
+        person: Option<Person>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        code: Option<String>,
+    }
+
+    #[test]
+    fn every_value_of_the_wrong_type_is_reported_and_taken_as_absent() {
+        let fields = |errors: &[FieldError]| -> Vec<String> {
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect()
+        };
+        let (dto, errors) = parse_json_collecting::<Wide>(
+            br#"{"name":42,"age":"x","tags":["a",7,"b"],"items":[{"code":1},"no",{"code":"ok"}],"person":{"password":12345678901}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            fields(&errors),
+            [
+                "name: expected a string",
+                "age: expected u32",
+                "tags[1]: expected a string",
+                "items[0].code: expected a string",
+                "items[1]: expected a JSON object",
+                "person.password: expected a string",
+            ]
+        );
+        assert!(errors.iter().all(|e| !e.message.contains("12345678901")));
+        assert!(dto.name.is_none() && dto.age.is_none());
+        // An element that can't be absent takes its list with it.
+        assert!(dto.tags.is_none() && dto.items.is_none());
+        assert!(dto.person.unwrap().password.is_none());
+
+        let (dto, errors) = parse_json_collecting::<Wide>(br#"{"name":"n","age":3}"#).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(dto.name.as_deref(), Some("n"));
+        // Not an object at all: one error, as parse_json says it.
+        match parse_json_collecting::<Wide>(b"[1]") {
+            Err(ApiError::Validation(errors)) => {
+                assert_eq!(fields(&errors), [": expected a JSON object"]);
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        assert_eq!(
+            parse_json_collecting::<Wide>(b"{").err(),
+            Some(ApiError::MalformedJson)
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named_wherever_it_is() {
+        let cases = [
+            (r#"{"name":"a","name":"b"}"#, "name"),
+            (
+                r#"{"person":{"password":"a","password":"b"}}"#,
+                "person.password",
+            ),
+            (r#"{"items":[{},{"code":"a","code":"a"}]}"#, "items[1].code"),
+            (r#"{"unknown":{"x":1,"x":2}}"#, "unknown.x"),
+        ];
+        for (body, field) in cases {
+            for result in [
+                parse_json::<Wide>(body.as_bytes()).map(|_| ()),
+                parse_json_collecting::<Wide>(body.as_bytes()).map(|_| ()),
+            ] {
+                match result {
+                    Err(ApiError::Validation(errors)) => {
+                        assert_eq!(errors.len(), 1, "{body}");
+                        assert_eq!(errors[0].field, field, "{body}");
+                        assert_eq!(errors[0].message, "is given more than once", "{body}");
+                    }
+                    other => panic!("{body}: expected a validation error, got {other:?}"),
+                }
+            }
+        }
+        assert!(parse_json::<Wide>(br#"{"items":[{"code":"a"},{"code":"a"}]}"#).is_ok());
     }
 }
