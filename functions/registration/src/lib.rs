@@ -231,7 +231,15 @@ impl Registration {
                 }));
                 return Err(ApiError::Validation(errors));
             }
-            // The body's shape (FLAT_OBJECT_NOT_SUPPORTED) or its tenant comes first.
+            // No person object because the one sent was not an object: say that, precisely.
+            Err(ApiError::FlatObjectNotSupported)
+                if type_errors.iter().any(|e| {
+                    e.field == "individualCustomer" || e.field == "individualCustomer.person"
+                }) =>
+            {
+                return Err(ApiError::Validation(type_errors));
+            }
+            // Otherwise the body's shape (FLAT_OBJECT_NOT_SUPPORTED) or its tenant comes first.
             Err(other) => return Err(other),
         };
 
@@ -698,10 +706,28 @@ mod tests {
         assert_eq!(found, expected, "{json}");
         assert_eq!(store.customer_count(), 0);
 
-        // Person given as a string and fields at the top level: the flat body of §3.2.
+        // A person that is not an object is named as such; a flat body with a wrong type at
+        // the top level is the flat body of §3.2.
         let response = function
             .handle(with_body(|b| {
                 b["individualCustomer"]["person"] = serde_json::json!("Marcus");
+            }))
+            .await;
+        let json = body(&response);
+        assert_eq!(json["data"]["error"], "VALIDATION_FAILED", "{json}");
+        assert_eq!(
+            json["data"]["errors"][0]["field"],
+            "individualCustomer.person"
+        );
+        let response = function
+            .handle(with_body(|b| {
+                let person = b["individualCustomer"]["person"].take();
+                b["individualCustomer"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("person");
+                b["phone"] = serde_json::json!(37060012345_u64);
+                b["firstName"] = person["firstName"].clone();
             }))
             .await;
         assert_eq!(
