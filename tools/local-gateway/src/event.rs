@@ -45,10 +45,24 @@ pub fn build(incoming: &Incoming<'_>) -> Value {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), json!(v)))
         .collect();
+    // HTTP API passes text media types as text and base64-encodes every other body (an
+    // `application/vnd.api+json` body, or one without a Content-Type, arrives encoded).
+    let media_type = incoming
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let textual = media_type.starts_with("text/")
+        || matches!(
+            media_type.as_str(),
+            "application/json" | "application/javascript" | "application/xml"
+        );
     let (body, is_base64) = match std::str::from_utf8(incoming.body) {
         _ if incoming.body.is_empty() => (Value::Null, false),
-        Ok(text) => (json!(text), false),
-        Err(_) => (
+        Ok(text) if textual => (json!(text), false),
+        _ => (
             json!(base64::engine::general_purpose::STANDARD.encode(incoming.body)),
             true,
         ),
@@ -89,4 +103,41 @@ pub fn build(incoming: &Incoming<'_>) -> Value {
         event["pathParameters"] = Value::Object(path_parameters);
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_text_for_text_media_types_and_base64_otherwise() {
+        let cases = [
+            (Some("application/json"), false),
+            (Some("application/json; charset=utf-8"), false),
+            (Some("text/plain"), false),
+            (Some("application/vnd.api+json"), true),
+            (None, true),
+        ];
+        for (content_type, base64) in cases {
+            let mut headers = http::HeaderMap::new();
+            if let Some(ct) = content_type {
+                headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            let event = build(&Incoming {
+                method: "POST",
+                path: "/x",
+                query: "",
+                headers: &headers,
+                body: b"{}",
+                route_key: "$default",
+                path_parameters: &[],
+                claims: &HashMap::new(),
+                request_id: "r",
+                source_ip: "127.0.0.1",
+            });
+            assert_eq!(event["isBase64Encoded"], base64, "{content_type:?}");
+            let expected = if base64 { "e30=" } else { "{}" };
+            assert_eq!(event["body"], expected, "{content_type:?}");
+        }
+    }
 }

@@ -71,12 +71,15 @@ impl LocalAuthorizer {
         .unwrap_or_default()
     }
 
-    /// Verifies `Authorization: Bearer <token>` and returns the claims as API Gateway passes them.
+    /// Verifies `Authorization: Bearer <token>` (or the bare token, which HTTP API's JWT
+    /// authorizer accepts too) and returns the claims as API Gateway passes them.
     pub fn verify(&self, authorization: Option<&str>) -> Result<HashMap<String, String>, Rejected> {
         let token = authorization
-            .and_then(|h| {
+            .map(|h| {
+                let h = h.trim();
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))
+                    .unwrap_or(h)
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -142,6 +145,8 @@ mod tests {
         let claims = a.verify(Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!(claims["tenant_id"], "t1");
         assert_eq!(claims["scope"], "s1 s2");
+        // HTTP API takes the token with or without the scheme.
+        assert_eq!(a.verify(Some(&token)).unwrap()["tenant_id"], "t1");
     }
 
     #[test]
@@ -159,6 +164,7 @@ mod tests {
             None,
             Some("Basic abc".to_owned()),
             Some("Bearer ".to_owned()),
+            Some(String::new()),
             Some("Bearer not.a.jwt".to_owned()),
             Some(format!("Bearer {other_key}")),
             Some(format!("Bearer {expired}")),

@@ -484,6 +484,25 @@ async fn the_gateway_refuses_missing_tokens_and_answers_unknown_routes_in_the_en
     assert_eq!(wrong_method.body["data"]["error"], "METHOD_NOT_ALLOWED");
 }
 
+/// HTTP API base64-encodes a body whose media type is not text, `application/*+json`
+/// included; the function decodes it (the local gateway encodes the same way).
+#[tokio::test]
+async fn a_json_body_of_a_vendor_media_type_arrives_base64_encoded_and_registers() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let token = stack.token(&tenant, None);
+    let response = stack
+        .post_typed(
+            support::REGISTRATION,
+            &token,
+            &tenant,
+            "application/vnd.api+json",
+            contract_body(&tenant, "vendor.type@example.com").to_string(),
+        )
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+}
+
 #[tokio::test]
 async fn bodies_that_are_not_json_are_refused_with_their_codes() {
     let stack = Stack::start().await;

@@ -153,8 +153,10 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            // Kept for a look at what was sent.
             return;
         }
+        let _ = std::fs::remove_file(&self.mailbox);
         let refused = self.refused_by_policy();
         assert!(
             refused.is_empty(),
