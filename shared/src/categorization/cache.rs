@@ -12,7 +12,12 @@ use crate::store::{HierarchySource, StoreError};
 /// Most tenants kept; past this the cache starts afresh (tenants per function are few).
 const MAX_TENANTS: usize = 1024;
 
-type Entry = (Instant, Option<Arc<Hierarchy>>);
+/// Most hierarchy JSON kept (a 256 MB function): past this the cache starts afresh too. A
+/// hierarchy is at most `MAX_HIERARCHY_JSON_BYTES`, so at least 128 of the largest fit.
+const MAX_CACHED_BYTES: usize = 32 * 1024 * 1024;
+
+/// When it was read, the answer, and the answer's size as JSON.
+type Entry = (Instant, Option<Arc<Hierarchy>>, usize);
 
 /// Caches `HierarchySource` answers (including "none") for `ttl`.
 pub struct HierarchyCache {
@@ -35,13 +40,17 @@ impl HierarchyCache {
             return Ok(hit);
         }
         let loaded = self.source.load_hierarchy(tenant).await?.map(Arc::new);
-        if !self.ttl.is_zero()
-            && let Ok(mut entries) = self.entries.lock()
-        {
-            if entries.len() >= MAX_TENANTS {
-                entries.clear();
+        if !self.ttl.is_zero() {
+            let size = loaded
+                .as_deref()
+                .map_or(0, |h| serde_json::to_vec(h).map_or(0, |json| json.len()));
+            if let Ok(mut entries) = self.entries.lock() {
+                let held: usize = entries.values().map(|(_, _, size)| size).sum();
+                if entries.len() >= MAX_TENANTS || held + size > MAX_CACHED_BYTES {
+                    entries.clear();
+                }
+                entries.insert(tenant.clone(), (Instant::now(), loaded.clone(), size));
             }
-            entries.insert(tenant.clone(), (Instant::now(), loaded.clone()));
         }
         Ok(loaded)
     }
@@ -49,7 +58,7 @@ impl HierarchyCache {
     /// The cached answer, if there is a fresh one (`Some(None)`: the tenant has no hierarchy).
     pub fn cached(&self, tenant: &TenantId) -> Option<Option<Arc<Hierarchy>>> {
         let entries = self.entries.lock().ok()?;
-        let (at, value) = entries.get(tenant)?;
+        let (at, value, _) = entries.get(tenant)?;
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 }
@@ -90,5 +99,38 @@ mod tests {
         cache.get(&tenant).await.unwrap();
         cache.get(&tenant).await.unwrap();
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
+    }
+
+    /// Hands out a hierarchy whose JSON is about 3 MiB, counting reads.
+    struct Large(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl HierarchySource for Large {
+        async fn load_hierarchy(&self, t: &TenantId) -> Result<Option<Hierarchy>, StoreError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(Hierarchy {
+                tenant_id: t.clone(),
+                tenant_name: "x".repeat(3 * 1024 * 1024),
+                compliance_level: None,
+                default_category_id: None,
+                categories: Default::default(),
+                features: Default::default(),
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_starts_afresh_past_its_bytes() {
+        let source = Arc::new(Large(AtomicUsize::new(0)));
+        let cache = HierarchyCache::new(source.clone(), Duration::from_secs(60));
+        let tenant = |i: usize| TenantId::parse(&format!("t{i}")).unwrap();
+        for i in 0..10 {
+            cache.get(&tenant(i)).await.unwrap();
+        }
+        cache.get(&tenant(0)).await.unwrap();
+        assert_eq!(source.0.load(Ordering::SeqCst), 10, "30 MiB are kept");
+        cache.get(&tenant(10)).await.unwrap();
+        cache.get(&tenant(0)).await.unwrap();
+        assert_eq!(source.0.load(Ordering::SeqCst), 12, "33 MiB are not");
     }
 }

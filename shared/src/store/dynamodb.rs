@@ -234,10 +234,17 @@ impl DynamoStore {
             )));
         }
         let pk = keys::categorization_pk(&hierarchy.tenant_id);
-        let current_version = self
-            .get_consistent((&pk, keys::TENANT_SK))
-            .await?
-            .and_then(|header| number(&header, "version"));
+        let existing = self.query_partition(&pk, true).await?;
+        let current_version = existing
+            .iter()
+            .find(|item| text(item, keys::SK) == Some(keys::TENANT_SK))
+            .and_then(|header| number(header, "version"));
+        // Above every stamp too, so that every item left over (even from before a header
+        // was deleted by hand) is older than this version: skipped by readers, then deleted.
+        let highest_stamp = existing
+            .iter()
+            .filter_map(|item| number(item, HIERARCHY_VERSION))
+            .max();
 
         let mut writes = Vec::new();
         let mut header = Item::new();
@@ -249,7 +256,7 @@ impl DynamoStore {
         if let Some(default) = &hierarchy.default_category_id {
             header.insert("defaultCategoryId".into(), s(default));
         }
-        let version = current_version.unwrap_or(0) + 1;
+        let version = current_version.max(highest_stamp).unwrap_or(0) + 1;
         header.insert("version".into(), n(version));
         // With the stamps below, lets a reader tell a read that missed an item the
         // replacement added (every item it saw of the new version) from a whole one.
@@ -297,7 +304,16 @@ impl DynamoStore {
                 }
                 _ => classify(err),
             })?;
-        Ok(written + self.delete_hierarchy_leftovers(&pk, version).await?)
+        let deleted = self
+            .delete_hierarchy_leftovers(&pk, version)
+            .await
+            .map_err(|e| {
+                StoreError::Unexpected(anyhow::anyhow!(
+                    "the hierarchy was replaced (version {version}), but deleting the items \
+                     it replaced failed ({e}); readers skip them, and the next put deletes them"
+                ))
+            })?;
+        Ok(written + deleted)
     }
 
     /// Deletes the category and feature items of versions before `version`: those the

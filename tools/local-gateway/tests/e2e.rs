@@ -1432,6 +1432,47 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
         sks.iter().all(|sk| !sk.starts_with("FEATURE#OLD")),
         "{sks:?}"
     );
+
+    // The header deleted by hand, an item of a high version left: the next put numbers its
+    // version above every stamp, so the item is a leftover (before: served 503 until the
+    // version climbed past it).
+    let mut high = stack
+        .client
+        .get_item()
+        .table_name(&stack.table)
+        .key("PK", AttributeValue::S(pk.clone()))
+        .key("SK", AttributeValue::S("FEATURE#NEW0".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a feature");
+    high.insert("SK".into(), AttributeValue::S("FEATURE#HIGH".into()));
+    high.insert("featureCode".into(), AttributeValue::S("HIGH".into()));
+    high.insert("hierarchyVersion".into(), AttributeValue::N("50".into()));
+    stack
+        .client
+        .put_item()
+        .table_name(&stack.table)
+        .set_item(Some(high))
+        .send()
+        .await
+        .unwrap();
+    stack
+        .client
+        .delete_item()
+        .table_name(&stack.table)
+        .key("PK", AttributeValue::S(pk.clone()))
+        .key("SK", AttributeValue::S("TENANT".into()))
+        .send()
+        .await
+        .unwrap();
+    stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
+    assert_eq!(partition().await, demo);
+    let lookup = stack
+        .get(&support::hierarchy_path(&tenant), &tenant, None)
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.body);
 }
 
 /// Browsers send CORS preflights without a token: `OPTIONS` on any path is answered 204 with
