@@ -217,24 +217,23 @@ impl Registration {
         let registration = match validated {
             Ok(registration) if type_errors.is_empty() => registration,
             Ok(_) => return Err(ApiError::Validation(type_errors)),
-            // A value of the wrong type was taken as absent: "is required" would repeat it.
+            // A value of the wrong type was taken as absent: what follows only from that
+            // ("is required", under its own or another name) would repeat it.
             Err(ApiError::Validation(found)) => {
                 let mut errors = type_errors;
-                let typed: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
-                errors.extend(found.into_iter().filter(|e| {
-                    !typed.iter().any(|t| {
-                        e.field == *t
-                            || e.field
-                                .strip_prefix(t.as_str())
-                                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-                    })
-                }));
+                let rest: Vec<FieldError> = found
+                    .into_iter()
+                    .filter(|e| !errors.iter().any(|t| follows_from(e, &t.field)))
+                    .collect();
+                errors.extend(rest);
                 return Err(ApiError::Validation(errors));
             }
-            // No person object because the one sent was not an object: say that, precisely.
+            // No person object because what was sent as it (or every field in it) had the
+            // wrong type: say that, precisely.
             Err(ApiError::FlatObjectNotSupported)
                 if type_errors.iter().any(|e| {
-                    e.field == "individualCustomer" || e.field == "individualCustomer.person"
+                    e.field == "individualCustomer"
+                        || e.field.starts_with("individualCustomer.person")
                 }) =>
             {
                 return Err(ApiError::Validation(type_errors));
@@ -489,6 +488,26 @@ impl shared::lambda::Handler for Registration {
     }
 }
 
+/// Whether the rules' finding `e` only restates that a value of the wrong type at `typed` was
+/// taken as absent: a finding on that value or inside it, or "is required" for the same value
+/// under another name (`password` and `individualCustomer.user.password`, `matchingPassword`;
+/// the phone and the contacts it may come from).
+fn follows_from(e: &FieldError, typed: &str) -> bool {
+    let inside = e.field == typed
+        || e.field
+            .strip_prefix(typed)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['));
+    let value = |field: &str| {
+        let leaf = field.rsplit('.').next().unwrap_or(field);
+        match leaf.split('[').next().unwrap_or(leaf) {
+            "matchingPassword" => "password".to_owned(),
+            "contacts" => "phone".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    inside || (e.message.starts_with("is required") && value(&e.field) == value(typed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,6 +753,65 @@ mod tests {
             body(&response)["data"]["error"],
             "FLAT_OBJECT_NOT_SUPPORTED"
         );
+    }
+
+    /// A wrong type makes no second error under another name, and a person whose only field
+    /// has the wrong type is named, not taken for a flat body.
+    #[tokio::test]
+    async fn a_wrong_type_is_reported_once_whatever_names_the_value() {
+        let (function, _) = function();
+        let errors = |response: &Response<Body>| -> Vec<String> {
+            let json = body(response);
+            json["data"]["errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{json}"))
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["field"].as_str().unwrap(),
+                        e["code"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        type Change = fn(&mut serde_json::Value);
+        let cases: [(Change, &[&str]); 3] = [
+            (
+                |b| {
+                    let top = b.as_object_mut().unwrap();
+                    top.remove("password");
+                    top.remove("matchingPassword");
+                    b["individualCustomer"]["user"]["password"] = serde_json::json!(123);
+                    b["individualCustomer"]["user"]["matchingPassword"] =
+                        serde_json::json!("SecurePass123!");
+                },
+                &["individualCustomer.user.password INVALID_FIELD"],
+            ),
+            (
+                |b| {
+                    let person = b["individualCustomer"]["person"].as_object_mut().unwrap();
+                    person.remove("phone");
+                    person["contacts"] = serde_json::json!(["+37060012345"]);
+                    b["phone"] = serde_json::json!(37060012345_u64);
+                },
+                &[
+                    "phone INVALID_FIELD",
+                    "individualCustomer.person.contacts[0] INVALID_FIELD",
+                ],
+            ),
+            (
+                |b| {
+                    b["individualCustomer"]["person"] = serde_json::json!({"firstName": 42});
+                },
+                &["individualCustomer.person.firstName INVALID_FIELD"],
+            ),
+        ];
+        for (change, expected) in cases {
+            let response = function.handle(with_body(change)).await;
+            assert_eq!(response.status().as_u16(), 400);
+            assert_eq!(errors(&response), expected);
+        }
     }
 
     struct Unavailable;

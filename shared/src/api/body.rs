@@ -30,11 +30,12 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
             .and_then(|subtype| subtype.strip_suffix("+json"))
             .is_some_and(|name| !name.is_empty());
     // The body is read as UTF-8 (JSON's only encoding, RFC 8259): another declared charset
-    // would be misread, not refused, if its bytes happen to be valid UTF-8.
+    // would be misread, not refused, if its bytes happen to be valid UTF-8. ASCII is UTF-8.
     let other_charset = parts.any(|parameter| {
         parameter.split_once('=').is_some_and(|(name, value)| {
+            let value = value.trim().trim_matches('"').to_ascii_lowercase();
             name.trim().eq_ignore_ascii_case("charset")
-                && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                && !matches!(value.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii")
         })
     });
     if !is_json || other_charset {
@@ -57,8 +58,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut syntax) {
         Ok(UniqueKeys) => syntax.end().map_err(|_| ApiError::MalformedJson)?,
         Err(err) if err.inner().classify() == serde_json::error::Category::Data => {
+            // The path may run through keys the client made up: named, but not at any length.
+            let field: String = err.path().to_string().chars().take(200).collect();
             return Err(ApiError::Validation(vec![FieldError::new(
-                err.path().to_string(),
+                field,
                 "INVALID_FIELD",
                 REPEATED,
             )]));
@@ -311,10 +314,12 @@ mod tests {
 
     #[test]
     fn body_rules_answer_with_their_codes() {
-        let cases: [(&str, &str, Option<&str>); 10] = [
+        let cases: [(&str, &str, Option<&str>); 12] = [
             ("{}", "application/json", None),
             ("{}", "application/json; charset=utf-8", None),
             ("{}", "application/json;charset=\"UTF-8\"", None),
+            ("{}", "application/json; charset=utf8", None),
+            ("{}", "application/json; charset=US-ASCII", None),
             (
                 "{}",
                 "application/json; charset=iso-8859-1",

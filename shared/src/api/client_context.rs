@@ -52,7 +52,7 @@ pub fn extract(req: &Request, tenant_missing: bool) -> Result<ClientContext, Api
             None => missing.push(name),
             Some(v)
                 if v.chars().count() > MAX_HEADER_CHARS
-                    || v.chars().any(crate::domain::unicode::is_disallowed) =>
+                    || crate::domain::unicode::has_disallowed(&v) =>
             {
                 too_long.push(FieldError::new(
                     format!("headers.{name}"),

@@ -1,7 +1,8 @@
 //! First and last names (§3.2): 1–100 characters of letters in any script, spaces, `-`, `'`
 //! and `.`, stored in NFC. A letter may carry combining marks (accents, and the viramas and
 //! vowel signs of Indic and Thai names: "कृष्ण", "สมศักดิ์"), at most [`MAX_MARKS`] in a row,
-//! and a zero-width joiner or non-joiner may stand between letters (Persian, Indic).
+//! and a zero-width joiner or non-joiner may stand after a virama or between Arabic letters
+//! (Indic half forms, Persian), as IDNA allows them.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,11 @@ impl PersonName {
         if name.chars().count() > Self::MAX_CHARS {
             return Err("must be at most 100 characters");
         }
+        // Invisible characters (a variation selector is a mark, a Hangul filler a letter), and
+        // joiners anywhere but after a virama or between Arabic letters.
+        if unicode::has_disallowed(&name) {
+            return Err(ONLY);
+        }
         let chars: Vec<char> = name.chars().collect();
         // Marks in a row since the last letter (None: not after a letter).
         let mut marks: Option<usize> = None;
@@ -37,8 +43,7 @@ impl PersonName {
             } else if c.is_alphabetic() {
                 Some(0)
             } else if unicode::JOINERS.contains(&c) {
-                let next_is_letter = chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
-                if marks.is_none() || !next_is_letter {
+                if !chars.get(i + 1).is_some_and(|n| n.is_alphabetic()) {
                     return Err(ONLY);
                 }
                 None
@@ -90,6 +95,10 @@ mod tests {
             ("\u{200D}a", false),
             ("Ann\u{202E}a", false),
             ("Ann\u{200B}a", false),
+            ("Mar\u{200D}cus", false),
+            ("Mar\u{FE0F}cus", false),
+            ("\u{3164}", false),
+            ("\u{0915}\u{094D}\u{200D}\u{0937}", true),
             ("", false),
             ("   ", false),
             ("R2D2", false),

@@ -38,12 +38,17 @@ impl Password {
             return Err(PasswordProblem::Length);
         }
         // Invisible characters too: a zero-width space must not count as the symbol.
-        if raw.chars().any(super::unicode::is_disallowed) {
+        if super::unicode::has_disallowed(raw) {
             return Err(PasswordProblem::ControlCharacter);
         }
         let has = |f: fn(&char) -> bool| raw.chars().any(|c| f(&c));
+        // A visible character that is no letter, digit, space or mark (an accent alone is
+        // not the symbol).
         let symbol = |c: &char| {
-            !c.is_alphanumeric() && !c.is_whitespace() && !super::unicode::JOINERS.contains(c)
+            !c.is_alphanumeric()
+                && !c.is_whitespace()
+                && !super::unicode::is_mark(*c)
+                && !super::unicode::JOINERS.contains(c)
         };
         if !(has(|c| c.is_lowercase())
             && has(|c| c.is_uppercase())
@@ -77,7 +82,7 @@ mod tests {
     #[test]
     fn password_strength_rules() {
         let personal = ["marcus.jensen", "Marcus", "Jensen"];
-        let cases: [(&str, Result<(), PasswordProblem>); 12] = [
+        let cases: [(&str, Result<(), PasswordProblem>); 14] = [
             ("SecurePass123!", Ok(())),
             ("Short1!a", Err(PasswordProblem::Length)),
             (&"Aa1!".repeat(33), Err(PasswordProblem::Length)),
@@ -98,6 +103,11 @@ mod tests {
                 "Secure\u{202E}Pass123!",
                 Err(PasswordProblem::ControlCharacter),
             ),
+            (
+                "Securepass123\u{FE0F}",
+                Err(PasswordProblem::ControlCharacter),
+            ),
+            ("Securepass123\u{0301}", Err(PasswordProblem::Classes)),
             (
                 "MyMarcusPass123!",
                 Err(PasswordProblem::ContainsPersonalData),

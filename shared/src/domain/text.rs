@@ -28,7 +28,7 @@ pub fn clean_text(raw: &str, max: usize) -> Result<String, TextError> {
     if trimmed.is_empty() {
         return Err(TextError::Empty);
     }
-    if trimmed.chars().any(super::unicode::is_disallowed) {
+    if super::unicode::has_disallowed(trimmed) {
         return Err(TextError::ControlCharacter);
     }
     let text = super::unicode::nfc(trimmed);
@@ -44,7 +44,7 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_capped_and_free_of_control_characters() {
-        let cases: [(&str, usize, Result<&str, TextError>); 14] = [
+        let cases: [(&str, usize, Result<&str, TextError>); 16] = [
             ("  Vilnius ", 100, Ok("Vilnius")),
             ("", 100, Err(TextError::Empty)),
             ("   ", 100, Err(TextError::Empty)),
@@ -70,6 +70,8 @@ mod tests {
                 Ok("\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}"),
             ),
             ("\u{E000}", 100, Err(TextError::ControlCharacter)),
+            ("\u{200C}", 100, Err(TextError::ControlCharacter)),
+            ("Vilnius\u{FE0F}", 100, Err(TextError::ControlCharacter)),
         ];
         for (raw, max, expected) in cases {
             assert_eq!(

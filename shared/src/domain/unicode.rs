@@ -4,34 +4,71 @@
 use std::borrow::Cow;
 
 use icu_normalizer::ComposingNormalizerBorrowed;
-use icu_properties::CodePointMapData;
-use icu_properties::props::GeneralCategory;
+use icu_properties::props::{
+    CanonicalCombiningClass, DefaultIgnorableCodePoint, GeneralCategory, Script,
+};
+use icu_properties::{CodePointMapData, CodePointSetData};
 
-/// ZERO WIDTH NON-JOINER and JOINER: format characters that Persian, Indic and other scripts
-/// need inside words.
+/// ZERO WIDTH NON-JOINER and JOINER: invisible, but Persian, Indic and other scripts need
+/// them inside words; allowed only where [`joiner_allowed`] says.
 pub const JOINERS: [char; 2] = ['\u{200C}', '\u{200D}'];
 
 fn category(c: char) -> GeneralCategory {
     CodePointMapData::<GeneralCategory>::new().get(c)
 }
 
-/// Characters that have no business in a name, an address or a header: control characters
-/// (C0, C1), format characters (bidirectional overrides and isolates, zero-width spaces, the
-/// byte order mark, soft hyphens; the two [`JOINERS`] excepted), line and paragraph
-/// separators, private-use, surrogate and unassigned code points. `char::is_control` alone
-/// finds only the first kind, so U+202E could reverse what an operator reads.
+/// Characters that have no business in a name, an address, a password or a header: control
+/// characters (C0, C1), format characters (bidirectional overrides and isolates, zero-width
+/// spaces, the byte order mark, soft hyphens), every other default-ignorable code point
+/// (variation selectors, the combining grapheme joiner, Hangul fillers: invisible marks or
+/// letters), line and paragraph separators, private-use, surrogate and unassigned code points.
+/// `char::is_control` alone finds only the first kind, so U+202E could reverse what an
+/// operator reads and U+200B make two names look alike. The [`JOINERS`] are not included:
+/// see [`joiner_allowed`].
 pub fn is_disallowed(c: char) -> bool {
     use GeneralCategory as G;
-    match category(c) {
-        G::Control
-        | G::LineSeparator
-        | G::ParagraphSeparator
-        | G::PrivateUse
-        | G::Surrogate
-        | G::Unassigned => true,
-        G::Format => !JOINERS.contains(&c),
-        _ => false,
+    if JOINERS.contains(&c) {
+        return false;
     }
+    matches!(
+        category(c),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::PrivateUse
+            | G::Surrogate
+            | G::Unassigned
+    ) || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+}
+
+/// Where a joiner may stand (RFC 5892's CONTEXTJ rules, as IDNA uses them, simplified): either
+/// joiner right after a virama (Devanagari, Tamil, Sinhala half forms), and ZERO WIDTH
+/// NON-JOINER between two letters of the Arabic script (Persian "می‌رود").
+pub fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -> bool {
+    let virama_before = before.is_some_and(|b| {
+        CodePointMapData::<CanonicalCombiningClass>::new().get(b) == CanonicalCombiningClass::Virama
+    });
+    let arabic = |c: Option<char>| {
+        c.is_some_and(|c| {
+            c.is_alphabetic() && CodePointMapData::<Script>::new().get(c) == Script::Arabic
+        })
+    };
+    virama_before || (joiner == '\u{200C}' && arabic(before) && arabic(after))
+}
+
+/// Whether `text` holds a disallowed character, or a joiner where none may stand.
+pub fn has_disallowed(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        is_disallowed(c)
+            || (JOINERS.contains(&c)
+                && !joiner_allowed(
+                    i.checked_sub(1).map(|j| chars[j]),
+                    c,
+                    chars.get(i + 1).copied(),
+                ))
+    })
 }
 
 /// A combining mark (nonspacing, spacing or enclosing): accents, viramas, vowel signs.
@@ -77,9 +114,37 @@ mod tests {
             ('\u{E000}', true),
             ('\u{FFFF}', true),
             ('\u{E0001}', true),
+            // Default-ignorable marks and letters: variation selector, combining grapheme
+            // joiner, Mongolian free variation selector, Hangul filler, half-width filler.
+            ('\u{FE0F}', true),
+            ('\u{E0100}', true),
+            ('\u{034F}', true),
+            ('\u{180B}', true),
+            ('\u{3164}', true),
+            ('\u{FFA0}', true),
         ];
         for (c, disallowed) in cases {
             assert_eq!(is_disallowed(c), disallowed, "U+{:04X}", u32::from(c));
+        }
+    }
+
+    #[test]
+    fn joiners_stand_only_after_a_virama_or_between_arabic_letters() {
+        let cases = [
+            // Devanagari half form (KA, VIRAMA, ZWJ, SSA), Sinhala, Persian.
+            ("\u{0915}\u{094D}\u{200D}\u{0937}", false),
+            ("\u{0DC1}\u{0DCA}\u{200D}\u{0DBB}", false),
+            ("\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}", false),
+            // Between Latin letters, at the edges, alone, ZWJ between Arabic letters.
+            ("Mar\u{200D}cus", true),
+            ("Mar\u{200C}cus", true),
+            ("\u{200C}", true),
+            ("\u{0645}\u{06CC}\u{200C}", true),
+            ("\u{0645}\u{200D}\u{0631}", true),
+            ("Marcus", false),
+        ];
+        for (text, disallowed) in cases {
+            assert_eq!(has_disallowed(text), disallowed, "{text:?}");
         }
     }
 

@@ -802,6 +802,30 @@ fn registration_field_cases(ctx: &Ctx) -> Vec<Case> {
         )
         .field("individualCustomer.person.placeOfBirth", "INVALID_FIELD"),
         case(
+            "a zero-width space in the place of birth",
+            person("placeOfBirth", json!("Vil\u{200b}nius")),
+            INVALID,
+        )
+        .field("individualCustomer.person.placeOfBirth", "INVALID_FIELD"),
+        case(
+            "a byte order mark before the pincode",
+            person("pincode", json!("\u{feff}12345")),
+            INVALID,
+        )
+        .field("individualCustomer.person.pincode", "INVALID_FIELD"),
+        case(
+            "a zero-width joiner inside a Latin first name",
+            person("firstName", json!("Mar\u{200d}cus")),
+            INVALID,
+        )
+        .field("individualCustomer.person.firstName", "INVALID_NAME"),
+        case(
+            "a variation selector in the last name",
+            person("lastName", json!("Jen\u{fe0f}sen")),
+            INVALID,
+        )
+        .field("individualCustomer.person.lastName", "INVALID_NAME"),
+        case(
             "a NUL in the postal code",
             address("postalCode", json!("01103\u{0}")),
             INVALID,
