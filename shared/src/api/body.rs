@@ -124,7 +124,11 @@ pub fn parse_json_collecting<T: DeserializeOwned>(
     let mut errors: Vec<FieldError> = Vec::new();
     let mut last: Option<String> = None;
     while errors.len() < MAX_TYPE_ERRORS {
-        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
+        // Read from bytes like parse_json, not from the `Value`: one deserializer type, so
+        // each DTO's deserialization is compiled once (the binary, and its start, stay small).
+        let text = serde_json::to_vec(&value).map_err(|_| ApiError::MalformedJson)?;
+        let mut de = serde_json::Deserializer::from_slice(&text);
+        let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Ok(dto) => return Ok((dto, errors)),
             Err(err) => err,
         };

@@ -4,9 +4,8 @@
 use std::borrow::Cow;
 
 use icu_normalizer::ComposingNormalizerBorrowed;
-use icu_properties::props::{
-    CanonicalCombiningClass, DefaultIgnorableCodePoint, GeneralCategory, Script,
-};
+use icu_normalizer::properties::CanonicalCombiningClassMapBorrowed;
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
 use icu_properties::{CodePointMapData, CodePointSetData};
 
 /// ZERO WIDTH NON-JOINER and JOINER: invisible, but Persian, Indic and other scripts need
@@ -46,12 +45,24 @@ pub fn is_disallowed(c: char) -> bool {
 /// joiner right after a virama (Devanagari, Tamil, Sinhala half forms), and ZERO WIDTH
 /// NON-JOINER between two letters of the Arabic script (Persian "می‌رود").
 pub fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -> bool {
+    // Canonical combining class 9 (Virama), from the NFC data already linked: the
+    // icu_properties maps of combining classes and scripts would add their own tables to
+    // every binary (and its start-up), for these two questions.
+    const VIRAMA: u8 = 9;
     let virama_before = before.is_some_and(|b| {
-        CodePointMapData::<CanonicalCombiningClass>::new().get(b) == CanonicalCombiningClass::Virama
+        CanonicalCombiningClassMapBorrowed::new().get32_u8(u32::from(b)) == VIRAMA
     });
+    // The Arabic script's blocks (Arabic, Supplement, Extended-A/B/C, Presentation Forms).
     let arabic = |c: Option<char>| {
         c.is_some_and(|c| {
-            c.is_alphabetic() && CodePointMapData::<Script>::new().get(c) == Script::Arabic
+            c.is_alphabetic()
+                && matches!(c,
+                    '\u{0600}'..='\u{06FF}'
+                    | '\u{0750}'..='\u{077F}'
+                    | '\u{0870}'..='\u{08FF}'
+                    | '\u{10EC0}'..='\u{10EFF}'
+                    | '\u{FB50}'..='\u{FDFF}'
+                    | '\u{FE70}'..='\u{FEFF}')
         })
     };
     virama_before || (joiner == '\u{200C}' && arabic(before) && arabic(after))
