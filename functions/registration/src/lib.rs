@@ -27,7 +27,7 @@ use shared::config::Config;
 use shared::domain::TenantId;
 use shared::registration::{
     Customer, CustomerStatus, NewRegistration, Person, RegistrationRequest, User, UserStatus,
-    ValidationContext, validate,
+    ValidationContext, validate_typed,
 };
 use shared::store::{
     ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
@@ -206,41 +206,15 @@ impl Registration {
         tenant: &TenantId,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Checked, ApiError> {
-        let validated = validate(
+        let registration = validate_typed(
             body,
+            type_errors,
             &ValidationContext {
                 tenant,
                 today: now.date_naive(),
                 min_age_years: self.config.min_customer_age,
             },
-        );
-        let registration = match validated {
-            Ok(registration) if type_errors.is_empty() => registration,
-            Ok(_) => return Err(ApiError::Validation(type_errors)),
-            // A value of the wrong type was taken as absent: what follows only from that
-            // ("is required", under its own or another name) would repeat it.
-            Err(ApiError::Validation(found)) => {
-                let mut errors = type_errors;
-                let rest: Vec<FieldError> = found
-                    .into_iter()
-                    .filter(|e| !errors.iter().any(|t| follows_from(e, &t.field)))
-                    .collect();
-                errors.extend(rest);
-                return Err(ApiError::Validation(errors));
-            }
-            // No person object because what was sent as it (or every field in it) had the
-            // wrong type: say that, precisely.
-            Err(ApiError::FlatObjectNotSupported)
-                if type_errors.iter().any(|e| {
-                    e.field == "individualCustomer"
-                        || e.field.starts_with("individualCustomer.person")
-                }) =>
-            {
-                return Err(ApiError::Validation(type_errors));
-            }
-            // Otherwise the body's shape (FLAT_OBJECT_NOT_SUPPORTED) or its tenant comes first.
-            Err(other) => return Err(other),
-        };
+        )?;
 
         // A warm function checks the categorization before spending a hash. On a cache miss
         // (cold start, TTL over) the one Query runs while Argon2 hashes (step 3), so the extra
@@ -486,26 +460,6 @@ impl shared::lambda::Handler for Registration {
     fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
         Registration::handle(self, req)
     }
-}
-
-/// Whether the rules' finding `e` only restates that a value of the wrong type at `typed` was
-/// taken as absent: a finding on that value or inside it, or "is required" for the same value
-/// under another name (`password` and `individualCustomer.user.password`, `matchingPassword`;
-/// the phone and the contacts it may come from).
-fn follows_from(e: &FieldError, typed: &str) -> bool {
-    let inside = e.field == typed
-        || e.field
-            .strip_prefix(typed)
-            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['));
-    let value = |field: &str| {
-        let leaf = field.rsplit('.').next().unwrap_or(field);
-        match leaf.split('[').next().unwrap_or(leaf) {
-            "matchingPassword" => "password".to_owned(),
-            "contacts" => "phone".to_owned(),
-            other => other.to_owned(),
-        }
-    };
-    inside || (e.message.starts_with("is required") && value(&e.field) == value(typed))
 }
 
 #[cfg(test)]

@@ -47,57 +47,14 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
 /// Parses a JSON body into a DTO. Syntax errors → `MALFORMED_JSON`; a value of the wrong type →
 /// `VALIDATION_FAILED` with the JSON path and what was expected.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // serde skips unknown fields without a depth limit; no request of the contract nests
-    // deeper than a handful of levels.
-    if nesting_depth(bytes) > MAX_DEPTH {
-        return Err(ApiError::MalformedJson);
-    }
-    // Syntax first, so a truncated body is MALFORMED_JSON rather than a type error at [0]; and
-    // no key twice in an object, since serde (and a map) would silently take the last.
-    let mut syntax = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut syntax) {
-        Ok(UniqueKeys) => syntax.end().map_err(|_| ApiError::MalformedJson)?,
-        Err(err) if err.inner().classify() == serde_json::error::Category::Data => {
-            // The path may run through keys the client made up: named, but not at any length.
-            let field: String = err.path().to_string().chars().take(200).collect();
-            return Err(ApiError::Validation(vec![FieldError::new(
-                field,
-                "INVALID_FIELD",
-                REPEATED,
-            )]));
-        }
-        Err(_) => return Err(ApiError::MalformedJson),
-    }
-    // Every body of the contract is an object (serde would read a struct from an array too).
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "",
+    check_json(bytes)?;
+    read::<T>(bytes)?.map_err(|(path, expected)| {
+        ApiError::Validation(vec![FieldError::new(
+            field_of(&path),
             "INVALID_FIELD",
-            "expected a JSON object",
-        )]));
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = match result {
-        Ok(value) => value,
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
-                    ApiError::Validation(vec![FieldError::new(
-                        field,
-                        "INVALID_FIELD",
-                        expectation(&inner.to_string()),
-                    )])
-                }
-                _ => ApiError::MalformedJson,
-            });
-        }
-    };
-    de.end().map_err(|_| ApiError::MalformedJson)?;
-    Ok(value)
+            expected,
+        )])
+    })
 }
 
 /// [`parse_json`], except that a value of the wrong type does not stop it: the value is taken
@@ -107,59 +64,105 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn parse_json_collecting<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, Vec<FieldError>), ApiError> {
-    let errors = match parse_json::<T>(bytes) {
-        Ok(dto) => return Ok((dto, Vec::new())),
-        Err(ApiError::Validation(errors)) => errors,
-        Err(other) => return Err(other),
-    };
-    if errors.iter().any(|e| e.message == REPEATED) {
-        return Err(ApiError::Validation(errors));
-    }
-    // parse_json has checked the syntax, the nesting and that no key is repeated.
-    let mut value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| ApiError::MalformedJson)?;
-    if !value.is_object() {
-        return Err(ApiError::Validation(errors));
-    }
+    check_json(bytes)?;
+    // A well-typed body is read once; the `Value` is made only for one that is not.
+    let mut text = std::borrow::Cow::Borrowed(bytes);
+    let mut value: Option<serde_json::Value> = None;
     let mut errors: Vec<FieldError> = Vec::new();
     let mut last: Option<String> = None;
-    while errors.len() < MAX_TYPE_ERRORS {
-        // Read from bytes like parse_json, not from the `Value`: one deserializer type, so
-        // each DTO's deserialization is compiled once (the binary, and its start, stay small).
-        let text = serde_json::to_vec(&value).map_err(|_| ApiError::MalformedJson)?;
-        let mut de = serde_json::Deserializer::from_slice(&text);
-        let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    loop {
+        let (path, expected) = match read::<T>(&text)? {
             Ok(dto) => return Ok((dto, errors)),
-            Err(err) => err,
+            Err(wrong) => wrong,
         };
-        let path = err.path().clone();
         let segments: Vec<&serde_path_to_error::Segment> = path.iter().collect();
         // The same path again: its value may not be absent (an element of a list), so the
         // list (or object) holding it is.
-        let field = path.to_string();
-        let again = last.as_ref() == Some(&field);
-        let target = if again {
+        let field = field_of(&path);
+        let target = if last.as_ref() == Some(&field) {
             &segments[..segments.len().saturating_sub(1)]
         } else {
-            errors.push(FieldError::new(
-                field.clone(),
-                "INVALID_FIELD",
-                expectation(&err.into_inner().to_string()),
-            ));
+            errors.push(FieldError::new(field.clone(), "INVALID_FIELD", expected));
             &segments[..]
         };
-        if target.is_empty() || !set_null(&mut value, target) {
-            break;
+        let value = match &mut value {
+            Some(value) => value,
+            None => {
+                value.insert(serde_json::from_slice(bytes).map_err(|_| ApiError::MalformedJson)?)
+            }
+        };
+        if errors.len() >= MAX_TYPE_ERRORS || target.is_empty() || !set_null(value, target) {
+            return Err(ApiError::Validation(errors));
         }
+        // Read from bytes again, not from the `Value`: one deserializer type, so each DTO's
+        // deserialization is compiled once (the binary, and its start, stay small).
+        text = std::borrow::Cow::Owned(
+            serde_json::to_vec(value).map_err(|_| ApiError::MalformedJson)?,
+        );
         last = Some(field);
     }
-    Err(ApiError::Validation(errors))
+}
+
+/// What every body must be before it is read as a DTO: nested at most [`MAX_DEPTH`] deep
+/// (serde skips unknown fields without a depth limit), JSON (so a truncated body is
+/// `MALFORMED_JSON` rather than a type error at `[0]`), without a key twice in an object
+/// (serde, and a map, would silently take the last), and an object (serde would read a
+/// struct from an array too).
+fn check_json(bytes: &[u8]) -> Result<(), ApiError> {
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(ApiError::MalformedJson);
+    }
+    if let Some(path) = repeated_key(bytes).map_err(|_| ApiError::MalformedJson)? {
+        // The path may run through keys the client made up: named, but not at any length.
+        let field: String = path.chars().take(200).collect();
+        return Err(ApiError::Validation(vec![FieldError::new(
+            field,
+            "INVALID_FIELD",
+            "is given more than once",
+        )]));
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "INVALID_FIELD",
+            "expected a JSON object",
+        )]));
+    }
+    Ok(())
+}
+
+/// Reads `T` from JSON that passed [`check_json`]. The inner `Err` is the first value of the
+/// wrong type: its path and what was expected there.
+fn read<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Result<T, (serde_path_to_error::Path, String)>, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|_| ApiError::MalformedJson)?;
+            Ok(Ok(value))
+        }
+        Err(err) => {
+            let path = err.path().clone();
+            let inner = err.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    Ok(Err((path, expectation(&inner.to_string()))))
+                }
+                _ => Err(ApiError::MalformedJson),
+            }
+        }
+    }
+}
+
+/// The field a path names (`""` for the whole body).
+fn field_of(path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    if path == "." { String::new() } else { path }
 }
 
 /// Type errors reported in one answer at most.
 const MAX_TYPE_ERRORS: usize = 20;
-
-const REPEATED: &str = "is given more than once";
 
 /// Sets the value at `path` to `null`; `false` if there is none there.
 fn set_null(value: &mut serde_json::Value, path: &[&serde_path_to_error::Segment]) -> bool {
@@ -178,6 +181,19 @@ fn set_null(value: &mut serde_json::Value, path: &[&serde_path_to_error::Segment
     }
     *at = serde_json::Value::Null;
     true
+}
+
+/// The path of the first key given twice in one object of `json` (`a.b[0].c`), if any: serde,
+/// and a map, would silently take the last. `Err`: `json` is not JSON.
+pub fn repeated_key(json: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    match serde_path_to_error::deserialize::<_, UniqueKeys>(&mut de) {
+        Ok(UniqueKeys) => de.end().map(|()| None),
+        Err(err) if err.inner().classify() == serde_json::error::Category::Data => {
+            Ok(Some(err.path().to_string()))
+        }
+        Err(err) => Err(err.into_inner()),
+    }
 }
 
 /// Reads any JSON value and refuses an object that repeats a key (serde_path_to_error then
@@ -242,7 +258,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Repeated {
     type Value = UniqueKeys;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, _: D) -> Result<UniqueKeys, D::Error> {
-        Err(serde::de::Error::custom(REPEATED))
+        Err(serde::de::Error::custom("a key is given more than once"))
     }
 }
 

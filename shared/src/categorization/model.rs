@@ -19,9 +19,8 @@ pub struct Hierarchy {
     pub compliance_level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_category_id: Option<String>,
-    #[serde(deserialize_with = "unique_keys")]
     pub categories: BTreeMap<String, Category>,
-    #[serde(default, deserialize_with = "unique_keys")]
+    #[serde(default)]
     pub features: BTreeMap<String, Feature>,
 }
 
@@ -34,36 +33,6 @@ pub const MAX_HIERARCHY_ITEMS: usize = 99;
 /// (32 MiB) holds at least 128 of the largest. The demo's items are 0.4–0.7 KB, so 99 such
 /// items with long value lists fit several times over.
 pub const MAX_HIERARCHY_JSON_BYTES: usize = 256 * 1024;
-
-/// A map whose keys must be unique: JSON allows an object to repeat a key, and a map would
-/// keep only the last, so a hierarchy file naming a category twice would silently lose one.
-fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    V: Deserialize<'de>,
-{
-    struct Unique<V>(std::marker::PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
-        type Value = BTreeMap<String, V>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map with unique keys")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((key, value)) = map.next_entry::<String, V>()? {
-                if out.contains_key(&key) {
-                    return Err(serde::de::Error::custom(format!("{key} appears twice")));
-                }
-                out.insert(key, value);
-            }
-            Ok(out)
-        }
-    }
-    deserializer.deserialize_map(Unique(std::marker::PhantomData))
-}
 
 /// A risk category, keyed by its code (`categoryId`); `databaseId` is the stable id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +58,7 @@ pub struct Feature {
     pub description: Option<String>,
     #[serde(default)]
     pub mandatory_keys: Vec<String>,
-    #[serde(default, deserialize_with = "unique_keys")]
+    #[serde(default)]
     pub allowed_values: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub multi_value_keys: Vec<String>,
@@ -282,29 +251,23 @@ impl Hierarchy {
                 }
             }
         }
-        let mut ids: Vec<&str> = self
+        let ids: Vec<&str> = self
             .categories
             .values()
             .map(|c| c.database_id.as_str())
             .chain(self.features.values().map(|f| f.database_id.as_str()))
             .collect();
-        ids.sort_unstable();
-        for pair in ids.windows(2) {
-            if pair[0] == pair[1] {
-                problems.push(HierarchyProblem(format!(
-                    "databaseId {} is used twice",
-                    pair[0]
-                )));
-            }
+        for id in repeated(&ids, |id| (*id).to_owned()) {
+            say(format!("databaseId {id} is used twice"));
         }
         for category in self.categories.values() {
             if category.database_id != category.category_id
                 && self.categories.contains_key(&category.database_id)
             {
-                problems.push(HierarchyProblem(format!(
+                say(format!(
                     "databaseId {} of {} is another category's code",
                     category.database_id, category.category_id
-                )));
+                ));
             }
         }
         problems
@@ -479,36 +442,5 @@ mod tests {
             assert_eq!(problems.len(), 1, "{name}: {problems:?}");
             assert!(problems[0].contains(expected), "{name}: {problems:?}");
         }
-    }
-
-    #[test]
-    fn a_key_repeated_in_a_map_is_refused_not_overwritten() {
-        let demo = include_str!("../../../../shared/spec/demo-hierarchy.json");
-        let tenant: serde_json::Value =
-            serde_json::from_str::<serde_json::Value>(demo).unwrap()["tenants"][0].clone();
-        let text = serde_json::to_string(&tenant).unwrap();
-        assert!(serde_json::from_str::<Hierarchy>(&text).is_ok());
-        // The same category twice, the second without features: a map keeps the last.
-        let category = serde_json::to_string(&tenant["categories"]["LOW_RISK_INDIVIDUAL"]).unwrap();
-        let twice = text.replacen(
-            "\"categories\":{",
-            &format!("\"categories\":{{\"LOW_RISK_INDIVIDUAL\":{category},"),
-            1,
-        );
-        assert_ne!(twice, text);
-        let err = serde_json::from_str::<Hierarchy>(&twice)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("LOW_RISK_INDIVIDUAL appears twice"), "{err}");
-        let key_twice = text.replacen(
-            "\"allowedValues\":{",
-            "\"allowedValues\":{\"riskLevel\":[\"LOW\"],",
-            1,
-        );
-        assert_ne!(key_twice, text);
-        let err = serde_json::from_str::<Hierarchy>(&key_twice)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("riskLevel appears twice"), "{err}");
     }
 }

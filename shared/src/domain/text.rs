@@ -1,5 +1,5 @@
 //! Free-text hygiene (§1.4): trimmed, in NFC, no control or invisible characters (see
-//! [`is_disallowed`](super::unicode::is_disallowed)), length in characters capped.
+//! [`has_disallowed`](super::unicode::has_disallowed)), length in characters capped.
 
 /// Why a string was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ fn category(c: char) -> GeneralCategory {
 /// `char::is_control` alone finds only the first kind, so U+202E could reverse what an
 /// operator reads and U+200B make two names look alike. The [`JOINERS`] are not included:
 /// see [`joiner_allowed`].
-pub fn is_disallowed(c: char) -> bool {
+fn is_disallowed(c: char) -> bool {
     use GeneralCategory as G;
     if JOINERS.contains(&c) {
         return false;
@@ -44,7 +44,7 @@ pub fn is_disallowed(c: char) -> bool {
 /// Where a joiner may stand (RFC 5892's CONTEXTJ rules, as IDNA uses them, simplified): either
 /// joiner right after a virama (Devanagari, Tamil, Sinhala half forms), and ZERO WIDTH
 /// NON-JOINER between two letters of the Arabic script (Persian "می‌رود").
-pub fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -> bool {
+fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -> bool {
     // Canonical combining class 9 (Virama), from the NFC data already linked: the
     // icu_properties maps of combining classes and scripts would add their own tables to
     // every binary (and its start-up), for these two questions.
@@ -70,16 +70,17 @@ pub fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -
 
 /// Whether `text` holds a disallowed character, or a joiner where none may stand.
 pub fn has_disallowed(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    chars.iter().enumerate().any(|(i, &c)| {
-        is_disallowed(c)
-            || (JOINERS.contains(&c)
-                && !joiner_allowed(
-                    i.checked_sub(1).map(|j| chars[j]),
-                    c,
-                    chars.get(i + 1).copied(),
-                ))
-    })
+    let mut before = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if is_disallowed(c)
+            || (JOINERS.contains(&c) && !joiner_allowed(before, c, chars.peek().copied()))
+        {
+            return true;
+        }
+        before = Some(c);
+    }
+    false
 }
 
 /// A combining mark (nonspacing, spacing or enclosing): accents, viramas, vowel signs.

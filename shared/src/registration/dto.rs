@@ -56,36 +56,25 @@ pub struct PersonDto {
 }
 
 impl PersonDto {
-    /// No person field at all (`"person": {}`): the same as no person object.
+    /// No person field at all (`"person": {}`): the same as no person object. Every field is
+    /// named, so a new one can't be forgotten here.
     pub fn is_empty(&self) -> bool {
-        let Self {
-            first_name,
-            last_name,
-            email,
-            phone,
-            date_of_birth,
-            gender,
-            nationality,
-            place_of_birth,
-            pincode,
-            addresses,
-            contacts,
-        } = self;
-        [
-            first_name,
-            last_name,
-            email,
-            phone,
-            date_of_birth,
-            gender,
-            nationality,
-            place_of_birth,
-            pincode,
-        ]
-        .iter()
-        .all(|f| f.is_none())
-            && addresses.is_none()
-            && contacts.is_none()
+        matches!(
+            self,
+            Self {
+                first_name: None,
+                last_name: None,
+                email: None,
+                phone: None,
+                date_of_birth: None,
+                gender: None,
+                nationality: None,
+                place_of_birth: None,
+                pincode: None,
+                addresses: None,
+                contacts: None,
+            }
+        )
     }
 }
 

@@ -10,4 +10,4 @@ pub use customer::{
     Address, Audit, Contact, Customer, CustomerStatus, Person, User, UserStatus, timestamp,
 };
 pub use dto::RegistrationRequest;
-pub use validate::{NewRegistration, ValidationContext, validate};
+pub use validate::{NewRegistration, ValidationContext, validate, validate_typed};

@@ -163,6 +163,60 @@ fn parameter_value(raw: &Value) -> Result<String, Problem> {
     text(MAX_TEXT)(&as_text)
 }
 
+/// [`validate`] for a body read by `parse_json_collecting`: `type_errors` are values of the
+/// wrong JSON type, taken as absent in `body`, answered together with the rules' findings on
+/// the rest (§3.2: all field problems at once), without what follows only from their absence.
+pub fn validate_typed(
+    body: RegistrationRequest,
+    type_errors: Vec<FieldError>,
+    ctx: &ValidationContext<'_>,
+) -> Result<NewRegistration, ApiError> {
+    match validate(body, ctx) {
+        Ok(registration) if type_errors.is_empty() => Ok(registration),
+        Ok(_) => Err(ApiError::Validation(type_errors)),
+        Err(ApiError::Validation(found)) => {
+            let mut errors = type_errors;
+            let rest: Vec<FieldError> = found
+                .into_iter()
+                .filter(|e| !errors.iter().any(|t| follows_from(e, &t.field)))
+                .collect();
+            errors.extend(rest);
+            Err(ApiError::Validation(errors))
+        }
+        // No person object because what was sent as it (or every field in it) had the wrong
+        // type: say that, precisely.
+        Err(ApiError::FlatObjectNotSupported)
+            if type_errors.iter().any(|e| {
+                e.field == "individualCustomer" || e.field.starts_with("individualCustomer.person")
+            }) =>
+        {
+            Err(ApiError::Validation(type_errors))
+        }
+        // Otherwise the body's shape (FLAT_OBJECT_NOT_SUPPORTED) or its tenant comes first.
+        Err(other) => Err(other),
+    }
+}
+
+/// Whether the rules' finding `e` only restates that a value of the wrong type at `typed` was
+/// taken as absent: a finding on that value or inside it, or "is required" for the same value
+/// under another name (`password` and `individualCustomer.user.password`, `matchingPassword`;
+/// the phone and the contacts it may come from).
+fn follows_from(e: &FieldError, typed: &str) -> bool {
+    let inside = e.field == typed
+        || e.field
+            .strip_prefix(typed)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['));
+    let value = |field: &str| {
+        let leaf = field.rsplit('.').next().unwrap_or(field);
+        match leaf.split('[').next().unwrap_or(leaf) {
+            "matchingPassword" => "password".to_owned(),
+            "contacts" => "phone".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    inside || (e.message.starts_with("is required") && value(&e.field) == value(typed))
+}
+
 /// Validates the whole body. A tenant mismatch in the body is a 403 on its own; a body with
 /// person fields only at the top level is `FLAT_OBJECT_NOT_SUPPORTED`; everything else is
 /// collected into one `VALIDATION_FAILED`.

@@ -140,6 +140,9 @@ pub fn parse_hierarchies(text: &str) -> anyhow::Result<Vec<Hierarchy>> {
     struct List {
         tenants: Vec<Hierarchy>,
     }
+    if let Some(path) = shared::api::body::repeated_key(text.as_bytes())? {
+        bail!("{path} is given more than once");
+    }
     let is_list = serde_json::from_str::<serde_json::Value>(text)?
         .get("tenants")
         .is_some();
@@ -263,6 +266,12 @@ mod tests {
             &format!("\"categories\":{{\"LOW_RISK_INDIVIDUAL\":{category},"),
             1,
         );
+        let key_twice = text.replacen(
+            "\"allowedValues\":{",
+            "\"allowedValues\":{\"riskLevel\":[\"LOW\"],",
+            1,
+        );
+        assert_ne!(key_twice, text);
         let top_level = format!("{{\"tenants\":[{text}],\"tenant\":{{}}}}");
         let cases = [
             (
@@ -272,7 +281,11 @@ mod tests {
             (tenant_twice, "is listed twice"),
             (
                 category_twice,
-                "categories: LOW_RISK_INDIVIDUAL appears twice",
+                "categories.LOW_RISK_INDIVIDUAL is given more than once",
+            ),
+            (
+                key_twice,
+                ".allowedValues.riskLevel is given more than once",
             ),
             (top_level, "unknown fields: tenant"),
         ];

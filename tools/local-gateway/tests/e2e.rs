@@ -1283,32 +1283,12 @@ async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
     let stack = Stack::start().await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
     // A feature item of a replacement that is (forever, here) half-way through.
-    let pk = format!("TENANT#{tenant}#CATEGORIZATION");
-    let feature = stack
-        .client
-        .get_item()
-        .table_name(&stack.table)
-        .key("PK", AttributeValue::S(pk.clone()))
-        .key(
-            "SK",
-            AttributeValue::S("FEATURE#MEDIUM_RISK_PROFILE".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the demo feature");
-    assert_eq!(feature["hierarchyVersion"], AttributeValue::N("1".into()));
-    let mut newer = feature.clone();
+    let mut newer = stack
+        .hierarchy_item(&tenant, "FEATURE#MEDIUM_RISK_PROFILE")
+        .await;
+    assert_eq!(newer["hierarchyVersion"], AttributeValue::N("1".into()));
     newer.insert("hierarchyVersion".into(), AttributeValue::N("2".into()));
-    stack
-        .client
-        .put_item()
-        .table_name(&stack.table)
-        .set_item(Some(newer))
-        .send()
-        .await
-        .unwrap();
+    stack.put_raw(newer).await;
 
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
@@ -1339,41 +1319,11 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     let stack = Stack::start().await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
     stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
-    let pk = format!("TENANT#{tenant}#CATEGORIZATION");
-    let partition = || async {
-        let items = stack
-            .client
-            .query()
-            .table_name(&stack.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .items
-            .unwrap_or_default();
-        items
-            .into_iter()
-            .map(|item| item["SK"].as_s().unwrap().clone())
-            .collect::<Vec<_>>()
-    };
-    let demo = partition().await;
+    let demo = stack.hierarchy_keys(&tenant).await;
     // A category of version 1 (the header is at 2) and a feature stamped with no version.
     let mut ghost = stack
-        .client
-        .get_item()
-        .table_name(&stack.table)
-        .key("PK", AttributeValue::S(pk.clone()))
-        .key(
-            "SK",
-            AttributeValue::S("CATEGORY#LOW_RISK_INDIVIDUAL".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the demo category");
+        .hierarchy_item(&tenant, "CATEGORY#LOW_RISK_INDIVIDUAL")
+        .await;
     assert_eq!(ghost["hierarchyVersion"], AttributeValue::N("2".into()));
     ghost.insert("SK".into(), AttributeValue::S("CATEGORY#GHOST".into()));
     ghost.insert("categoryId".into(), AttributeValue::S("GHOST".into()));
@@ -1383,17 +1333,9 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     legacy.insert("SK".into(), AttributeValue::S("CATEGORY#LEGACY".into()));
     legacy.insert("categoryId".into(), AttributeValue::S("LEGACY".into()));
     legacy.remove("hierarchyVersion");
-    for item in [ghost, legacy] {
-        stack
-            .client
-            .put_item()
-            .table_name(&stack.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
-    }
-    assert_eq!(partition().await.len(), demo.len() + 2);
+    stack.put_raw(ghost).await;
+    stack.put_raw(legacy).await;
+    assert_eq!(stack.hierarchy_keys(&tenant).await.len(), demo.len() + 2);
 
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
@@ -1409,7 +1351,7 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
 
     // The next put deletes both.
     stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
-    assert_eq!(partition().await, demo);
+    assert_eq!(stack.hierarchy_keys(&tenant).await, demo);
 
     // A replacement renaming 60 features: 61 puts in the transaction, then 60 deletes (one
     // transaction of 121 actions was refused before).
@@ -1426,7 +1368,7 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     };
     stack.put_hierarchy(&renamed("OLD")).await;
     stack.put_hierarchy(&renamed("NEW")).await;
-    let sks = partition().await;
+    let sks = stack.hierarchy_keys(&tenant).await;
     assert_eq!(sks.len(), demo.len() + 60, "{sks:?}");
     assert!(
         sks.iter().all(|sk| !sk.starts_with("FEATURE#OLD")),
@@ -1436,39 +1378,25 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     // The header deleted by hand, an item of a high version left: the next put numbers its
     // version above every stamp, so the item is a leftover (before: served 503 until the
     // version climbed past it).
-    let mut high = stack
-        .client
-        .get_item()
-        .table_name(&stack.table)
-        .key("PK", AttributeValue::S(pk.clone()))
-        .key("SK", AttributeValue::S("FEATURE#NEW0".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("a feature");
+    let mut high = stack.hierarchy_item(&tenant, "FEATURE#NEW0").await;
     high.insert("SK".into(), AttributeValue::S("FEATURE#HIGH".into()));
     high.insert("featureCode".into(), AttributeValue::S("HIGH".into()));
     high.insert("hierarchyVersion".into(), AttributeValue::N("50".into()));
-    stack
-        .client
-        .put_item()
-        .table_name(&stack.table)
-        .set_item(Some(high))
-        .send()
-        .await
-        .unwrap();
+    stack.put_raw(high).await;
     stack
         .client
         .delete_item()
         .table_name(&stack.table)
-        .key("PK", AttributeValue::S(pk.clone()))
+        .key(
+            "PK",
+            AttributeValue::S(format!("TENANT#{tenant}#CATEGORIZATION")),
+        )
         .key("SK", AttributeValue::S("TENANT".into()))
         .send()
         .await
         .unwrap();
     stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
-    assert_eq!(partition().await, demo);
+    assert_eq!(stack.hierarchy_keys(&tenant).await, demo);
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;

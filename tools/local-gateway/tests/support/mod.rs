@@ -457,6 +457,55 @@ impl Stack {
             .find(|i| i["PK"] == format!("TENANT#{tenant}#CUSTOMER#{customer_id}"))
     }
 
+    /// One item of `tenant`'s hierarchy partition, as stored (the test fails without it).
+    pub async fn hierarchy_item(&self, tenant: &str, sk: &str) -> HashMap<String, AttributeValue> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "PK",
+                AttributeValue::S(format!("TENANT#{tenant}#CATEGORIZATION")),
+            )
+            .key("SK", AttributeValue::S(sk.to_owned()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no hierarchy item {sk}"))
+    }
+
+    /// The sort keys of `tenant`'s hierarchy partition (a consistent read).
+    pub async fn hierarchy_keys(&self, tenant: &str) -> Vec<String> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(format!("TENANT#{tenant}#CATEGORIZATION")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| item["SK"].as_s().unwrap().clone())
+            .collect()
+    }
+
+    /// Writes `item` as it is, past the functions and the admin tool.
+    pub async fn put_raw(&self, item: HashMap<String, AttributeValue>) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Every item of the table that belongs to `tenant`, as plain JSON.
     pub async fn items_of(&self, tenant: &str) -> Vec<Value> {
         let prefix = format!("TENANT#{tenant}#");
