@@ -1,5 +1,5 @@
-//! Activation (§4): `POST /{customerId}/activation` counts the attempt atomically (never past
-//! the limit), then checks the code and makes the one conditional switch to active, and
+//! Activation (§4): `POST /{customerId}/activation` is one conditional write that counts the
+//! attempt (never past the limit) and, for the right code and user, switches to active, and
 //! `POST /{customerId}/activation/code` issues a fresh code within the resend limits.
 //! Customers of other tenants do not exist here (404), so ids cannot be probed.
 
@@ -10,7 +10,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::activation::code::{ActivationCode, CodeHasher};
+use shared::activation::code::{ActivationCode, CodeHasher, UserRef};
 use shared::activation::delivery::{ActivationMessage, CodeSender, deliver};
 use shared::activation::settings::ActivationSettings;
 use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules};
@@ -183,12 +183,14 @@ impl Activation {
         time_to_write(answer_by(req))?;
         let now = self.clock.now();
         let attempt = ActivationAttempt {
-            code_hash: self
-                .hasher
-                .hash(&checked.caller.tenant, &checked.customer_id, &code),
+            code_key: self.hasher.key(
+                &checked.caller.tenant,
+                &checked.customer_id,
+                &code,
+                &UserRef::given(&checked.user_id),
+            ),
             tenant: checked.caller.tenant.clone(),
             customer_id: checked.customer_id.clone(),
-            user_id: checked.user_id,
             now,
             context: checked.context,
             max_attempts: rules::MAX_ATTEMPTS,
@@ -257,7 +259,13 @@ impl Activation {
             ApiError::Internal
         })?;
         let issued = IssuedCode::new(
-            self.hasher.hash(tenant, &checked.customer_id, &code),
+            self.hasher.issue_keys(
+                tenant,
+                &checked.customer_id,
+                &code,
+                &state.user_id,
+                &state.email_normalized,
+            ),
             now,
             self.code_ttl,
         );

@@ -290,7 +290,7 @@ impl Registration {
             ApiError::Internal
         })?;
 
-        // 4. The activation code: only its keyed hash is stored.
+        // 4. The activation code: only its keys (keyed hashes) are stored.
         let email_normalized = registration.email.normalized();
         let customer = build_customer(tenant.clone(), registration, categorization, context, now);
         let code = ActivationCode::generate().map_err(|e| {
@@ -298,7 +298,13 @@ impl Registration {
             ApiError::Internal
         })?;
         let issued = IssuedCode::new(
-            self.hasher.hash(tenant, &customer.id, &code),
+            self.hasher.issue_keys(
+                tenant,
+                &customer.id,
+                &code,
+                &customer.user.id,
+                &email_normalized,
+            ),
             now,
             self.code_ttl,
         );
@@ -449,7 +455,6 @@ pub fn build_customer(
         categorization,
         audit: shared::registration::Audit {
             registration: context,
-            activation: None,
         },
         created_at: now,
         updated_at: now,

@@ -1,6 +1,11 @@
 //! Activation codes (§4.1): 8 decimal digits from the OS CSPRNG, stored only as
 //! HMAC-SHA-256 keyed by `ACTIVATION_CODE_SECRET` and bound to tenant and customer, so a
 //! leaked table reveals no code and a hash can't be replayed for another customer.
+//!
+//! Each hash also binds how the attempt names the user (§4.2: the user's id, or its e-mail in
+//! any case), so a code is stored as two keys, one per name. An attempt's key is then right
+//! only when both its code and its `userId` are, and the store can judge it by looking the
+//! key up, in the same write that counts it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -63,19 +68,72 @@ impl CodeHasher {
         Self { secret }
     }
 
-    /// Hex HMAC-SHA-256 over a versioned, NUL-separated (tenant, customer, code).
-    pub fn hash(&self, tenant: &TenantId, customer_id: &str, code: &ActivationCode) -> String {
+    /// The key of one attempt: hex HMAC-SHA-256 over a versioned, NUL-separated (tenant,
+    /// customer, code, how the user is named).
+    pub fn key(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &ActivationCode,
+        user: &UserRef,
+    ) -> String {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.expose_secret().as_bytes())
                 .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
-        mac.update(b"onboarding-activation-v1\0");
-        mac.update(tenant.as_str().as_bytes());
+        mac.update(b"onboarding-activation-v2\0");
+        for part in [tenant.as_str(), customer_id, code.expose()] {
+            mac.update(part.as_bytes());
+            mac.update(b"\0");
+        }
+        let (kind, name) = match user {
+            UserRef::Id(id) => ("id", id.as_str()),
+            UserRef::Email(email) => ("email", email.as_str()),
+        };
+        mac.update(kind.as_bytes());
         mac.update(b"\0");
-        mac.update(customer_id.as_bytes());
-        mac.update(b"\0");
-        mac.update(code.expose().as_bytes());
+        mac.update(name.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The keys a freshly issued code is stored as: one for each way an attempt may name the
+    /// user (its id, its normalized e-mail).
+    pub fn issue_keys(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &ActivationCode,
+        user_id: &str,
+        email_normalized: &str,
+    ) -> Vec<String> {
+        [
+            UserRef::Id(user_id.to_owned()),
+            UserRef::Email(email_normalized.to_owned()),
+        ]
+        .iter()
+        .map(|user| self.key(tenant, customer_id, code, user))
+        .collect()
+    }
+}
+
+/// How an activation request names the customer's user (§4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    /// The user's id, exactly (ids are UUIDs, never e-mail addresses).
+    Id(String),
+    /// The user's e-mail, normalized as uniqueness is decided (any case, any spelling of
+    /// its domain).
+    Email(String),
+}
+
+impl UserRef {
+    /// `userId` as sent: an e-mail address if it parses as one, else an id.
+    pub fn given(raw: &str) -> Self {
+        let raw = raw.trim();
+        match crate::domain::Email::parse(raw) {
+            Ok(email) => Self::Email(email.normalized()),
+            Err(_) => Self::Id(raw.to_owned()),
+        }
     }
 }
 
@@ -121,20 +179,64 @@ mod tests {
     }
 
     #[test]
-    fn hashes_are_bound_to_tenant_customer_and_key() {
+    fn keys_are_bound_to_tenant_customer_code_user_and_secret() {
         let code = ActivationCode::parse("12345678").unwrap();
         let t1 = TenantId::parse("t1").unwrap();
         let t2 = TenantId::parse("t2").unwrap();
-        let h = hasher().hash(&t1, "c1", &code);
+        let user = UserRef::Id("u-1".into());
+        let h = hasher().key(&t1, "c1", &code, &user);
         assert_eq!(h.len(), 64);
         assert!(!h.contains("12345678"));
-        assert_eq!(hasher().hash(&t1, "c1", &code), h);
-        assert_ne!(hasher().hash(&t2, "c1", &code), h);
-        assert_ne!(hasher().hash(&t1, "c2", &code), h);
+        assert_eq!(hasher().key(&t1, "c1", &code, &user), h);
+        assert_ne!(hasher().key(&t2, "c1", &code, &user), h);
+        assert_ne!(hasher().key(&t1, "c2", &code, &user), h);
         let other = ActivationCode::parse("12345679").unwrap();
-        assert_ne!(hasher().hash(&t1, "c1", &other), h);
+        assert_ne!(hasher().key(&t1, "c1", &other, &user), h);
+        assert_ne!(
+            hasher().key(&t1, "c1", &code, &UserRef::Id("u-2".into())),
+            h
+        );
+        // The same text as an id and as an e-mail are different names.
+        assert_ne!(
+            hasher().key(&t1, "c1", &code, &UserRef::Email("u-1".into())),
+            h
+        );
         let other_key = CodeHasher::new(SecretString::from("x".repeat(32)));
-        assert_ne!(other_key.hash(&t1, "c1", &code), h);
+        assert_ne!(other_key.key(&t1, "c1", &code, &user), h);
+    }
+
+    /// An attempt's key is one of the issued keys exactly when its code is the issued code
+    /// and its `userId` names the user: by id (exactly) or by e-mail (any case or spelling).
+    #[test]
+    fn an_attempt_matches_only_the_current_code_and_this_customers_user() {
+        let t = TenantId::parse("tenant_a").unwrap();
+        let code = ActivationCode::parse("12345678").unwrap();
+        let issued = hasher().issue_keys(&t, "c-1", &code, "u-1", "jane@example.com");
+        assert_eq!(issued.len(), 2);
+        let cases = [
+            ("12345678", "u-1", true),
+            ("12345678", " u-1 ", true),
+            ("12345678", "jane@example.com", true),
+            ("12345678", "Jane@Example.COM", true),
+            ("12345678", "jane@ｅｘａｍｐｌｅ.com", true),
+            ("12345678", "\"jane\"@example.com", false),
+            ("12345679", "u-1", false),
+            ("12345679", "jane@example.com", false),
+            ("12345678", "u-2", false),
+            ("12345678", "U-1", false),
+            ("12345678", "john@example.com", false),
+            ("12345678", "", false),
+            ("12345678", "   ", false),
+        ];
+        for (given_code, given_user, expected) in cases {
+            let given_code = ActivationCode::parse(given_code).unwrap();
+            let key = hasher().key(&t, "c-1", &given_code, &UserRef::given(given_user));
+            assert_eq!(
+                issued.contains(&key),
+                expected,
+                "{given_code:?} {given_user:?}"
+            );
+        }
     }
 
     #[test]

@@ -89,13 +89,12 @@ pub struct User {
     pub status: UserStatus,
 }
 
-/// The audit record of §1.2: the client context of registration (and later of activation).
+/// The audit record of §1.2: the client context of registration. Each activation attempt's
+/// context is stored with the attempt (the store's `lastAttempt`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Audit {
     pub registration: ClientContext,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub activation: Option<ClientContext>,
 }
 
 /// A registered customer.

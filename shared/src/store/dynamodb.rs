@@ -539,7 +539,7 @@ impl CustomerStore for DynamoStore {
         item.insert("passwordHash".into(), s(new.password_hash.expose_secret()));
         item.insert("emailNormalized".into(), s(&new.email_normalized));
         item.insert("version".into(), n(1));
-        item.insert("codeHash".into(), s(&new.code.hash));
+        item.insert("codeKeys".into(), code_keys(&new.code));
         item.insert("codeIssuedAt".into(), n(new.code.issued_at.timestamp()));
         item.insert("codeExpiresAt".into(), n(new.code.expires_at.timestamp()));
         item.insert("codeAttempts".into(), n(0));
@@ -760,45 +760,60 @@ impl DynamoStore {
         if number(old, "codeAttempts").unwrap_or(0) >= i64::from(max) {
             return Some(ActivationOutcome::TooManyAttempts);
         }
-        if number(old, "codeExpiresAt").is_none_or(|at| at <= now) {
+        // A code stored before codes had keys (only its hash, `codeHash`) cannot be judged in
+        // one write: like an expired one, it needs a new code, which a resend issues.
+        if number(old, "codeExpiresAt").is_none_or(|at| at <= now) || !old.contains_key("codeKeys")
+        {
             return Some(ActivationOutcome::Expired);
         }
         None
     }
 }
 
-/// A code's last attempt counted this many seconds ago or less may still be switching.
-const LAST_ATTEMPT_RECENT: i64 = 2;
+/// The switch to active, stored under each of a code's keys (`codeKeys`): an attempt takes
+/// these values with `if_not_exists(codeKeys.<its key>.…)`, so only the right key switches.
+fn code_keys(code: &IssuedCode) -> AttributeValue {
+    let switch = AttributeValue::M(
+        [
+            ("customerStatus".to_owned(), s(ACTIVE)),
+            ("userStatus".to_owned(), s("ACTIVE")),
+        ]
+        .into(),
+    );
+    AttributeValue::M(
+        code.keys
+            .iter()
+            .map(|key| (key.clone(), switch.clone()))
+            .collect(),
+    )
+}
 
-/// How often a refused attempt looks for the last attempts' outcome: after 50 ms, then
-/// 50 ms longer each time (1.8 s in all over 8 reads).
-const LAST_ATTEMPT_POLLS: u32 = 8;
-const LAST_ATTEMPT_POLL_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+/// The id of the attempt counted last (`lastAttempt.id`).
+fn last_attempt_id(item: &Item) -> Option<&str> {
+    item.get("lastAttempt")?
+        .as_m()
+        .ok()?
+        .get("id")?
+        .as_s()
+        .ok()
+        .map(String::as_str)
+}
 
-impl DynamoStore {
-    /// The code's attempts were all taken, the last just now: it may be a right one whose
-    /// switch is yet to land, and of concurrent right codes exactly one gets 200 and the
-    /// others 409 (§4.2), not 429. Watches the customer for up to 1.8 s. The answer
-    /// depends only on whether the customer became active, never on this attempt's code,
-    /// which was not counted and so is not judged.
-    async fn outcome_of_last_attempts(
-        &self,
-        key: (&str, &str),
-        code_hash: Option<&str>,
-    ) -> Result<ActivationOutcome, StoreError> {
-        for poll in 1..=LAST_ATTEMPT_POLLS {
-            tokio::time::sleep(LAST_ATTEMPT_POLL_STEP * poll).await;
-            match self.get_consistent(key).await? {
-                None => return Ok(ActivationOutcome::NotFound),
-                Some(item) if text(&item, "customerStatus") == Some(ACTIVE) => {
-                    return Ok(ActivationOutcome::AlreadyActive);
-                }
-                // A new code: the spent one's attempts are over.
-                Some(item) if text(&item, "codeHash") != code_hash => break,
-                Some(_) => {}
+/// What a counted attempt came to, from the item right after it: the customer is active
+/// only if this attempt switched it (no attempt is counted once it is active), or, for the
+/// retry of an attempt counted before another one activated the customer, already active.
+fn judged(item: &Item, attempt_id: &str, max: u32) -> ActivationOutcome {
+    if text(item, "customerStatus") == Some(ACTIVE) {
+        return if last_attempt_id(item) == Some(attempt_id) {
+            ActivationOutcome::Activated {
+                user_id: user_id_of(item).unwrap_or_default(),
             }
-        }
-        Ok(ActivationOutcome::TooManyAttempts)
+        } else {
+            ActivationOutcome::AlreadyActive
+        };
+    }
+    ActivationOutcome::Invalid {
+        attempts_remaining: remaining(max, number(item, "codeAttempts").unwrap_or(i64::from(max))),
     }
 }
 
@@ -813,24 +828,47 @@ impl DynamoStore {
     ) -> Result<ActivationOutcome, StoreError> {
         let (pk, sk) = keys::customer(&a.tenant, &a.customer_id);
         let now = a.now.timestamp();
-        // Marks this attempt's writes, so that an SDK retry of a write whose answer was lost
+        // Marks this attempt's write, so that an SDK retry of a write whose answer was lost
         // finds its own write instead of counting twice or reading it as someone else's.
         let attempt_id = uuid::Uuid::new_v4().to_string();
-        // 1. Count the attempt before judging it (§4.1). A failed condition writes nothing, so
-        //    a write that judged the code first could not count a wrong one: parallel guesses
-        //    would each be judged before any was counted.
-        let count = self
+        let last_attempt = AttributeValue::M(
+            [
+                ("id".to_owned(), s(&attempt_id)),
+                ("at".to_owned(), s(crate::registration::timestamp(a.now))),
+                (
+                    "context".to_owned(),
+                    AttributeValue::M(to_item(&a.context)?),
+                ),
+            ]
+            .into(),
+        );
+        // One write counts the attempt and judges it (§4.1, §4.2): only while the customer is
+        // pending, the code unexpired and attempts are left, it adds the attempt and takes the
+        // status from `codeKeys.<this attempt's key>` if the code was issued with that key,
+        // else keeps it. A failed condition writes nothing, so a write that judged first and
+        // counted only on success could not count a wrong code, and parallel guesses would
+        // each be judged before any was counted. Counted and judged in one write, they cannot
+        // be; and of concurrent right codes the first switches, the others find it active.
+        let update = self
             .update_item(&pk, sk)
             .condition_expression(
                 "customerStatus = :pending AND codeExpiresAt > :now \
+                 AND attribute_exists(codeKeys) \
                  AND (attribute_not_exists(codeAttempts) OR codeAttempts < :max) \
                  AND NOT contains(attemptIds, :attempt)",
             )
             .update_expression(
-                "SET codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
-                 lastAttemptAt = :now ADD attemptIds :attemptSet",
+                "SET customerStatus = if_not_exists(codeKeys.#key.customerStatus, :pending), \
+                 #user.#status = if_not_exists(codeKeys.#key.userStatus, :userPending), \
+                 codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
+                 lastAttempt = :lastAttempt, updatedAt = :at, version = version + :one \
+                 ADD attemptIds :attemptSet",
             )
+            .expression_attribute_names("#key", &a.code_key)
+            .expression_attribute_names("#user", "user")
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":userPending", s("PENDING_ACTIVATION"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max", n(a.max_attempts))
             .expression_attribute_values(":attempt", s(&attempt_id))
@@ -838,107 +876,25 @@ impl DynamoStore {
                 ":attemptSet",
                 AttributeValue::Ss(vec![attempt_id.clone()]),
             )
+            .expression_attribute_values(":lastAttempt", last_attempt)
+            .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
-        let counted = match self.conditional_update(count, (&pk, sk)).await? {
-            Update::Done(item) => item,
+        match self.conditional_update(update, (&pk, sk)).await? {
+            Update::Done(item) => Ok(judged(&item, &attempt_id, a.max_attempts)),
             // A retry whose first try was counted (even if later attempts were counted since):
-            // judge against that item's code. A new code empties the set, so a counted id
-            // always belongs to the current code.
-            Update::ConditionFailed(Some(old))
-                if counted_attempt(&old, &attempt_id)
-                    && text(&old, "customerStatus") == Some(PENDING) =>
-            {
-                old
+            // its outcome is in the item. A new code empties the set, so a counted id always
+            // belongs to the current code.
+            Update::ConditionFailed(Some(old)) if counted_attempt(&old, &attempt_id) => {
+                Ok(judged(&old, &attempt_id, a.max_attempts))
             }
-            Update::ConditionFailed(old) => {
-                let refusal =
-                    Self::refusal(old.as_ref(), now, a.max_attempts).ok_or_else(|| {
-                        StoreError::Unexpected(anyhow::anyhow!(
-                            "activation attempt refused for no known reason"
-                        ))
-                    })?;
-                let just_spent = old.as_ref().is_some_and(|o| {
-                    number(o, "lastAttemptAt").is_some_and(|at| at >= now - LAST_ATTEMPT_RECENT)
-                });
-                if refusal == ActivationOutcome::TooManyAttempts && just_spent {
-                    let code = old.as_ref().and_then(|o| text(o, "codeHash"));
-                    return self.outcome_of_last_attempts((&pk, sk), code).await;
-                }
-                return Ok(refusal);
-            }
-        };
-        // 2. Judge it against the code the counted attempt belongs to.
-        let code_hash = text(&counted, "codeHash").unwrap_or_default().to_owned();
-        let right = a.matches(
-            &code_hash,
-            &user_id_of(&counted).unwrap_or_default(),
-            text(&counted, "emailNormalized").unwrap_or_default(),
-        );
-        if !right {
-            return Ok(ActivationOutcome::Invalid {
-                attempts_remaining: remaining(
-                    a.max_attempts,
-                    number(&counted, "codeAttempts").unwrap_or(i64::from(a.max_attempts)),
-                ),
-            });
-        }
-        // 3. The one conditional switch to active (§4.2). This attempt is already counted, so
-        //    "attempts left" means at most the limit used.
-        let context = to_item(&a.context)?;
-        let activate = self
-            .update_item(&pk, sk)
-            .condition_expression(
-                "customerStatus = :pending AND codeHash = :hash AND codeExpiresAt > :now \
-                 AND codeAttempts <= :max",
-            )
-            .update_expression(
-                "SET customerStatus = :active, #user.#status = :userActive, activatedAt = :at, \
-                 updatedAt = :at, audit.activation = :ctx, version = version + :one, \
-                 activatedByAttempt = :attempt \
-                 REMOVE codeHash, codeExpiresAt, attemptIds",
-            )
-            .expression_attribute_names("#user", "user")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":active", s(ACTIVE))
-            .expression_attribute_values(":userActive", s("ACTIVE"))
-            .expression_attribute_values(":hash", s(&code_hash))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":max", n(a.max_attempts))
-            .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
-            .expression_attribute_values(":ctx", AttributeValue::M(context))
-            .expression_attribute_values(":attempt", s(&attempt_id))
-            .expression_attribute_values(":one", n(1));
-        let activated = || ActivationOutcome::Activated {
-            user_id: user_id_of(&counted).unwrap_or_default(),
-        };
-        match self.conditional_update(activate, (&pk, sk)).await? {
-            Update::Done(_) => Ok(activated()),
-            // Another right attempt won, or the code was replaced in between: this attempt was
-            // for the old one. Or this is a retry of our own switch.
-            Update::ConditionFailed(old) => match old {
-                None => Ok(ActivationOutcome::NotFound),
-                Some(o) if text(&o, "customerStatus") == Some(ACTIVE) => Ok(
-                    if text(&o, "activatedByAttempt") == Some(attempt_id.as_str()) {
-                        activated()
-                    } else {
-                        ActivationOutcome::AlreadyActive
-                    },
-                ),
-                Some(o) if text(&o, "codeHash") != Some(code_hash.as_str()) => {
-                    Ok(ActivationOutcome::Invalid {
-                        attempts_remaining: remaining(
-                            a.max_attempts,
-                            number(&o, "codeAttempts").unwrap_or(0),
-                        ),
-                    })
-                }
-                Some(_) => Err(StoreError::Unexpected(anyhow::anyhow!(
-                    "activation switch refused for a counted, current code"
-                ))),
-            },
+            Update::ConditionFailed(old) => Self::refusal(old.as_ref(), now, a.max_attempts)
+                .ok_or_else(|| {
+                    StoreError::Unexpected(anyhow::anyhow!(
+                        "activation attempt refused for no known reason"
+                    ))
+                }),
         }
     }
 
@@ -993,13 +949,14 @@ impl DynamoStore {
             .update_item(&pk, sk)
             .condition_expression("customerStatus = :pending AND version = :version")
             .update_expression(
-                "SET codeHash = :hash, codeIssuedAt = :issued, codeExpiresAt = :expires, \
+                "SET codeKeys = :keys, codeIssuedAt = :issued, codeExpiresAt = :expires, \
                  codeAttempts = :zero, resendTimes = :times, updatedAt = :at, \
-                 version = version + :one REMOVE attemptIds, resendCount, resendWindowStart",
+                 version = version + :one \
+                 REMOVE attemptIds, codeHash, resendCount, resendWindowStart",
             )
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":version", n(expected_version))
-            .expression_attribute_values(":hash", s(&code.hash))
+            .expression_attribute_values(":keys", code_keys(code))
             .expression_attribute_values(":issued", n(code.issued_at.timestamp()))
             .expression_attribute_values(":expires", n(code.expires_at.timestamp()))
             .expression_attribute_values(":zero", n(0))

@@ -113,22 +113,23 @@ impl CustomerStore for MemoryStore {
         let Some(code) = record.code.clone().filter(|c| c.expires_at > a.now) else {
             return Ok(ActivationOutcome::Expired);
         };
-        // Counted before it is judged, as in the DynamoDB adapter. Under one lock, this store
-        // cannot show that adapter's races (a right code meeting 429 because concurrent ones
-        // spent the attempts, a resend between count and switch); moto's tests cover those.
+        // Counted and judged together, as in the DynamoDB adapter (which looks the key up in
+        // the item); here the keys are compared in constant time.
         record.attempts += 1;
-        if !a.matches(
-            &code.hash,
-            &record.customer.user.id,
-            &record.email_normalized,
-        ) {
+        let right = code.keys.iter().fold(false, |right, key| {
+            right
+                | bool::from(subtle::ConstantTimeEq::ct_eq(
+                    key.as_bytes(),
+                    a.code_key.as_bytes(),
+                ))
+        });
+        if !right {
             return Ok(ActivationOutcome::Invalid {
                 attempts_remaining: a.max_attempts - record.attempts,
             });
         }
         record.customer.customer_status = CustomerStatus::Active;
         record.customer.user.status = UserStatus::Active;
-        record.customer.audit.activation = Some(a.context.clone());
         record.code = None;
         record.version += 1;
         Ok(ActivationOutcome::Activated {

@@ -850,9 +850,7 @@ async fn run() -> anyhow::Result<()> {
     activations.extend(first_of("activation"));
     round_trips(&mut rows, "DynamoDB calls: activation", 1, activations);
     if let Some(row) = rows.last_mut() {
-        // Contract §4.1 over this row's target: see README → Reliability and security.
-        row.note
-            .push_str("; attempt counted, then the switch (§4.1)");
+        row.note.push_str("; one write counts and switches (§4.1)");
     }
 
     match bench.options.cpu_median_ns {

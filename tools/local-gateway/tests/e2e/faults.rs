@@ -225,38 +225,54 @@ impl LosingProxy {
 async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_outcome() {
     // The SDK retries a write whose answer was lost. Counting the last allowed attempt twice
     // would refuse the right code with 429; a retried switch would read as someone else's
-    // activation (409). Each write carries the attempt's id, so its retry recognises it.
+    // activation (409). The write carries the attempt's id, so its retry recognises it.
     let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
     let upstream = moto.trim_start_matches("http://").to_owned();
-    for (needle, step) in [("attemptIds", "count"), ("activatedByAttempt", "switch")] {
-        let proxy = LosingProxy::start(upstream.clone(), needle).await;
+    for wrong in [4, 0] {
+        let proxy = LosingProxy::start(upstream.clone(), "attemptIds").await;
         let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
         let tenant = stack.tenant_with_demo_hierarchy().await;
-        let email = format!("lost-{step}@example.com");
+        let email = format!("lost-after-{wrong}@example.com");
         let id = stack.registered(&tenant, &email).await;
         let code = stack.code_for(&id);
-        for guess in super::support::wrong_codes(&code, 4) {
+        for guess in super::support::wrong_codes(&code, wrong) {
             let reply = stack.activate(&tenant, &id, &email, &guess).await;
-            assert_eq!(reply.status, 400, "{step}: {}", reply.body);
+            assert_eq!(reply.status, 400, "{wrong}: {}", reply.body);
         }
         proxy.armed.store(true, Ordering::SeqCst);
         let reply = stack.activate(&tenant, &id, &email, &code).await;
         assert_eq!(
             proxy.lost.load(Ordering::SeqCst),
             1,
-            "{step}: an answer was lost"
+            "{wrong}: an answer was lost"
         );
-        assert_eq!(reply.status, 200, "{step}: {}", reply.body);
+        assert_eq!(reply.status, 200, "{wrong}: {}", reply.body);
         let item = stack.customer_item(&tenant, &id).await.unwrap();
-        assert_eq!(item["customerStatus"], "CS_ACTIVE", "{step}");
+        assert_eq!(item["customerStatus"], "CS_ACTIVE", "{wrong}");
         assert_eq!(
-            item["codeAttempts"], 5,
-            "{step}: the right code counted once"
+            item["codeAttempts"],
+            wrong + 1,
+            "{wrong}: the right code counted once"
         );
-        assert!(
-            item["attemptIds"].is_null(),
-            "{step}: the switch clears the attempt ids"
+        assert_eq!(
+            item["attemptIds"].as_array().map(Vec::len),
+            Some(wrong + 1),
+            "{wrong}"
         );
+        // A wrong code whose answer is lost is counted once, and still answered 400.
+        if wrong == 0 {
+            let other = stack.registered(&tenant, "lost-wrong@example.com").await;
+            let guess = super::support::wrong_codes(&stack.code_for(&other), 1).remove(0);
+            proxy.armed.store(true, Ordering::SeqCst);
+            let reply = stack
+                .activate(&tenant, &other, "lost-wrong@example.com", &guess)
+                .await;
+            assert_eq!(proxy.lost.load(Ordering::SeqCst), 2);
+            assert_eq!(reply.status, 400, "{}", reply.body);
+            assert_eq!(reply.body["data"]["attemptsRemaining"], 4);
+            let item = stack.customer_item(&tenant, &other).await.unwrap();
+            assert_eq!(item["codeAttempts"], 1);
+        }
     }
 }
 

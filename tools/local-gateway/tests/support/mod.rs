@@ -495,6 +495,28 @@ impl Stack {
             .collect()
     }
 
+    /// The customer item as stored (the test fails without it).
+    pub async fn customer_raw(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+    ) -> HashMap<String, AttributeValue> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "PK",
+                AttributeValue::S(format!("TENANT#{tenant}#CUSTOMER#{customer_id}")),
+            )
+            .key("SK", AttributeValue::S("CUSTOMER".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no customer {customer_id}"))
+    }
+
     /// Writes `item` as it is, past the functions and the admin tool.
     pub async fn put_raw(&self, item: HashMap<String, AttributeValue>) {
         self.client
