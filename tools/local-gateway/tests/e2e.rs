@@ -1362,12 +1362,12 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
         .await;
     assert_eq!(ghost["hierarchyVersion"], AttributeValue::N("2".into()));
     ghost.insert("SK".into(), AttributeValue::S("CATEGORY#GHOST".into()));
-    ghost.insert("categoryId".into(), AttributeValue::S("GHOST".into()));
-    ghost.insert("databaseId".into(), AttributeValue::S("ghost-id".into()));
+    support::set_json_field(&mut ghost, "categoryId", "GHOST");
+    support::set_json_field(&mut ghost, "databaseId", "ghost-id");
     ghost.insert("hierarchyVersion".into(), AttributeValue::N("1".into()));
     let mut legacy = ghost.clone();
     legacy.insert("SK".into(), AttributeValue::S("CATEGORY#LEGACY".into()));
-    legacy.insert("categoryId".into(), AttributeValue::S("LEGACY".into()));
+    support::set_json_field(&mut legacy, "categoryId", "LEGACY");
     legacy.remove("hierarchyVersion");
     stack.put_raw(ghost).await;
     stack.put_raw(legacy).await;
@@ -1416,7 +1416,7 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     // version climbed past it).
     let mut high = stack.hierarchy_item(&tenant, "FEATURE#NEW0").await;
     high.insert("SK".into(), AttributeValue::S("FEATURE#HIGH".into()));
-    high.insert("featureCode".into(), AttributeValue::S("HIGH".into()));
+    support::set_json_field(&mut high, "featureCode", "HIGH");
     high.insert("hierarchyVersion".into(), AttributeValue::N("50".into()));
     stack.put_raw(high).await;
     stack

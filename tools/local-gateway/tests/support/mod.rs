@@ -558,6 +558,18 @@ impl Stack {
     }
 }
 
+/// Sets `field` of the JSON a hierarchy item holds (its `json` attribute).
+pub fn set_json_field(item: &mut HashMap<String, AttributeValue>, field: &str, value: &str) {
+    let mut json: Value = serde_json::from_str(
+        item["json"]
+            .as_s()
+            .expect("a hierarchy item holds its JSON"),
+    )
+    .unwrap();
+    json[field] = Value::String(value.to_owned());
+    item.insert("json".into(), AttributeValue::S(json.to_string()));
+}
+
 /// `n` (at most 4) codes that are not `right`.
 pub fn wrong_codes(right: &str, n: usize) -> Vec<String> {
     assert!(n <= 4, "from five candidates, one may be the right code");
