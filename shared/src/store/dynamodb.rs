@@ -784,9 +784,12 @@ impl DynamoStore {
         if number(old, "codeAttempts").unwrap_or(0) >= i64::from(max) {
             return Some(ActivationOutcome::TooManyAttempts);
         }
-        // A code stored before codes had keys (only its hash, `codeHash`) cannot be judged in
-        // one write: like an expired one, it needs a new code, which a resend issues.
-        if number(old, "codeExpiresAt").is_none_or(|at| at <= now) || !old.contains_key("codeKeys")
+        // A code stored as one hash (`codeHash`: before codes had keys, or by such a version
+        // of the functions running beside this one) cannot be judged in one write: like an
+        // expired one, it needs a new code, which a resend issues (and removes the hash).
+        if number(old, "codeExpiresAt").is_none_or(|at| at <= now)
+            || !old.contains_key("codeKeys")
+            || old.contains_key("codeHash")
         {
             return Some(ActivationOutcome::Expired);
         }
@@ -794,21 +797,30 @@ impl DynamoStore {
     }
 }
 
-/// The switch to active, stored under each of a code's keys (`codeKeys`): an attempt takes
-/// these values with `if_not_exists(codeKeys.<its key>.…)`, so only the right key switches.
+/// The switch to active, by the code's keys (`codeKeys`): for each attribute the switch
+/// changes, a map from each key to its value after the switch. An attempt reads
+/// `if_not_exists(codeKeys.<attribute>.<its key>, <unchanged>)`, so only a right key switches.
+/// (The key is the last step of the path: the shape of DynamoDB's well-known per-key counter,
+/// `if_not_exists(counts.<key>, :zero)`.)
 fn code_keys(code: &IssuedCode) -> AttributeValue {
-    let switch = AttributeValue::M(
+    let by_key = |value: AttributeValue| {
+        AttributeValue::M(
+            code.keys
+                .iter()
+                .map(|key| (key.clone(), value.clone()))
+                .collect(),
+        )
+    };
+    AttributeValue::M(
         [
-            ("customerStatus".to_owned(), s(ACTIVE)),
-            ("userStatus".to_owned(), s("ACTIVE")),
+            ("customerStatus".to_owned(), by_key(s(ACTIVE))),
+            ("userStatus".to_owned(), by_key(s("ACTIVE"))),
+            // Added to `version`: the switch is a new version of the customer; a counted
+            // wrong attempt is not (a resend in flight, conditional on the version it read,
+            // would otherwise fail and answer 429 for a resend it never made).
+            ("versionStep".to_owned(), by_key(n(1))),
         ]
         .into(),
-    );
-    AttributeValue::M(
-        code.keys
-            .iter()
-            .map(|key| (key.clone(), switch.clone()))
-            .collect(),
     )
 }
 
@@ -868,8 +880,8 @@ impl DynamoStore {
         );
         // One write counts the attempt and judges it (§4.1, §4.2): only while the customer is
         // pending, the code unexpired and attempts are left, it adds the attempt and takes the
-        // status from `codeKeys.<this attempt's key>` if the code was issued with that key,
-        // else keeps it. A failed condition writes nothing, so a write that judged first and
+        // statuses from `codeKeys.*.<this attempt's key>` if the code was issued with that
+        // key, else keeps them. A failed condition writes nothing, so a write that judged first and
         // counted only on success could not count a wrong code, and parallel guesses would
         // each be judged before any was counted. Counted and judged in one write, they cannot
         // be; and of concurrent right codes the first switches, the others find it active.
@@ -877,15 +889,16 @@ impl DynamoStore {
             .update_item(&pk, sk)
             .condition_expression(
                 "customerStatus = :pending AND codeExpiresAt > :now \
-                 AND attribute_exists(codeKeys) \
+                 AND attribute_exists(codeKeys) AND attribute_not_exists(codeHash) \
                  AND (attribute_not_exists(codeAttempts) OR codeAttempts < :max) \
                  AND NOT contains(attemptIds, :attempt)",
             )
             .update_expression(
-                "SET customerStatus = if_not_exists(codeKeys.#key.customerStatus, :pending), \
-                 #user.#status = if_not_exists(codeKeys.#key.userStatus, :userPending), \
+                "SET customerStatus = if_not_exists(codeKeys.customerStatus.#key, :pending), \
+                 #user.#status = if_not_exists(codeKeys.userStatus.#key, :userPending), \
+                 version = version + if_not_exists(codeKeys.versionStep.#key, :zero), \
                  codeAttempts = if_not_exists(codeAttempts, :zero) + :one, \
-                 lastAttempt = :lastAttempt, updatedAt = :at, version = version + :one \
+                 lastAttempt = :lastAttempt, updatedAt = :at \
                  ADD attemptIds :attemptSet",
             )
             .expression_attribute_names("#key", &a.code_key)

@@ -567,6 +567,7 @@ async fn the_emailed_code_activates_the_customer_once() {
     assert_eq!(item["lastAttempt"]["context"]["deviceId"], "device-e2e");
     assert_eq!(item["lastAttempt"]["at"], reply.body["data"]["activatedAt"]);
     assert_eq!(item["codeAttempts"], 1);
+    assert_eq!(item["version"], 2, "the switch is a new version");
     assert_eq!(reply.body["data"]["userId"], item["user"]["id"]);
 
     let again = stack
@@ -665,6 +666,9 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
     );
     let counted = stack.customer_item(&tenant, &id).await.unwrap();
     assert_eq!(counted["attemptIds"].as_array().map(Vec::len), Some(1));
+    // A wrong attempt is no new version of the customer: a resend reading the version just
+    // before it would otherwise fail its conditional write and answer 429.
+    assert_eq!(counted["version"], 1);
 
     let too_soon = stack.resend(&tenant, &id, "resend@example.com").await;
     assert_eq!(too_soon.status, 429, "{}", too_soon.body);
@@ -904,23 +908,38 @@ async fn a_code_stored_before_codes_had_keys_needs_a_new_one_which_then_activate
     let id = stack.registered(&tenant, email).await;
     let code = stack.code_for(&id);
     let mut item = stack.customer_raw(&tenant, &id).await;
-    item.remove("codeKeys").expect("codes are stored as keys");
+    let keys = item.remove("codeKeys").expect("codes are stored as keys");
     item.insert("codeHash".into(), AttributeValue::S("ab".repeat(32)));
-    stack.put_raw(item).await;
-
-    let reply = stack.activate(&tenant, &id, email, &code).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
-    assert_eq!(
-        stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
-        0
-    );
+    stack.put_raw(item.clone()).await;
+    // The same with the keys still there: a resend by the earlier version of the functions
+    // (running beside this one during a deployment, or after a rollback) wrote its hash but
+    // left the keys of the code it replaced.
+    let mut both = item;
+    both.insert("codeKeys".into(), keys);
+    for item in [None, Some(both)] {
+        if let Some(item) = item {
+            stack.put_raw(item).await;
+        }
+        let reply = stack.activate(&tenant, &id, email, &code).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
+        assert_eq!(
+            stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
+            0
+        );
+    }
 
     stack.advance(60);
     assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
     let item = stack.customer_item(&tenant, &id).await.unwrap();
     assert!(item["codeHash"].is_null(), "the old hash is gone");
-    assert_eq!(item["codeKeys"].as_object().map(|keys| keys.len()), Some(2));
+    assert_eq!(
+        item["codeKeys"]["customerStatus"]
+            .as_object()
+            .map(|keys| keys.len()),
+        Some(2),
+        "one key for the user id, one for the e-mail"
+    );
     let reply = stack
         .activate(&tenant, &id, email, &stack.code_for(&id))
         .await;
