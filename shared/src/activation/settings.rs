@@ -44,9 +44,16 @@ impl ActivationSettings {
     /// At cold start: with `ACTIVATION_CODE_SECRET_ARN` (in AWS) the key is read from Secrets
     /// Manager, so it never sits in the function's configuration, where anyone allowed
     /// `lambda:GetFunctionConfiguration` could read it; else `ACTIVATION_CODE_SECRET`.
+    /// Without an ARN no Secrets Manager client is built: a cold start that does not read
+    /// the secret does not pay for one.
     pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let client = aws_sdk_secretsmanager::Client::new(aws);
-        Self::load_with(&client, |name| std::env::var(name).ok()).await
+        let get = |name: &str| std::env::var(name).ok();
+        if get(SECRET_ARN).is_some_and(|arn| !arn.trim().is_empty()) {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            Self::load_with(&client, get).await
+        } else {
+            Self::from_lookup(get)
+        }
     }
 
     /// [`ActivationSettings::load`] with the variables from `get`.
