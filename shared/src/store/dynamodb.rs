@@ -781,9 +781,8 @@ impl DynamoStore {
         if text(old, "customerStatus") == Some(ACTIVE) {
             return Some(ActivationOutcome::AlreadyActive);
         }
-        if number(old, "codeAttempts").unwrap_or(0) >= i64::from(max) {
-            return Some(ActivationOutcome::TooManyAttempts);
-        }
+        // Expired before used up, in the order of the contract's table (§4.2); either way a
+        // new code is needed.
         // A code stored as one hash (`codeHash`: before codes had keys, or by such a version
         // of the functions running beside this one) cannot be judged in one write: like an
         // expired one, it needs a new code, which a resend issues (and removes the hash).
@@ -792,6 +791,9 @@ impl DynamoStore {
             || old.contains_key("codeHash")
         {
             return Some(ActivationOutcome::Expired);
+        }
+        if number(old, "codeAttempts").unwrap_or(0) >= i64::from(max) {
+            return Some(ActivationOutcome::TooManyAttempts);
         }
         None
     }

@@ -107,12 +107,13 @@ impl CustomerStore for MemoryStore {
         if record.customer.customer_status == CustomerStatus::Active {
             return Ok(ActivationOutcome::AlreadyActive);
         }
-        if record.attempts >= a.max_attempts {
-            return Ok(ActivationOutcome::TooManyAttempts);
-        }
+        // Expired before used up, in the order of the contract's table (§4.2).
         let Some(code) = record.code.clone().filter(|c| c.expires_at > a.now) else {
             return Ok(ActivationOutcome::Expired);
         };
+        if record.attempts >= a.max_attempts {
+            return Ok(ActivationOutcome::TooManyAttempts);
+        }
         // Counted and judged together, as in the DynamoDB adapter (which looks the key up in
         // the item); here the keys are compared in constant time.
         record.attempts += 1;

@@ -960,6 +960,44 @@ async fn an_expired_code_is_refused() {
 }
 
 #[tokio::test]
+async fn a_used_up_code_that_has_expired_is_refused_as_expired() {
+    // The contract's table (§4.2) puts "code expired" before "5 wrong attempts used".
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "used-up-late@example.com";
+    let id = stack.registered(&tenant, email).await;
+    let code = stack.code_for(&id);
+    let wrong = if code == "00000000" {
+        "00000001"
+    } else {
+        "00000000"
+    };
+    for _ in 0..5 {
+        let reply = stack.activate(&tenant, &id, email, wrong).await;
+        assert_eq!(
+            reply.body["data"]["error"], "INVALID_CODE",
+            "{}",
+            reply.body
+        );
+    }
+    let reply = stack.activate(&tenant, &id, email, &code).await;
+    assert_eq!(
+        reply.status, 429,
+        "used up before it expires: {}",
+        reply.body
+    );
+    stack.advance(24 * 3600);
+    let reply = stack.activate(&tenant, &id, email, &code).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
+    assert_eq!(
+        stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
+        5,
+        "refusals are not counted"
+    );
+}
+
+#[tokio::test]
 async fn another_tenants_token_finds_no_customer_and_changes_nothing() {
     let stack = Stack::start().await;
     let a = stack.tenant_with_demo_hierarchy().await;
