@@ -998,6 +998,91 @@ async fn a_used_up_code_that_has_expired_is_refused_as_expired() {
 }
 
 #[tokio::test]
+async fn items_stay_within_the_capacity_units_of_the_cost_table() {
+    // README → Cost on paper bills each write by its items' sizes: a transaction 2 WRU per KB
+    // of each item, an UpdateItem 1 WRU per KB of the larger of the item before and after,
+    // an eventually consistent Query 0.5 RRU per 4 KB. Measured here with a browser's client
+    // context and the customer item at its largest: four wrong attempts, then the right one.
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "marcus.jensen@example.com";
+    let key = "5b0f7c2e-3d1a-4e8b-9f60-7a2c4d8e1b93";
+    let context = [
+        ("x-forwarded-from", "web-app"),
+        ("platform", "macOS"),
+        ("deviceId", "3f0c1a52-8e4b-4d7a-9b61-2c5e8f7d9a10"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
+             (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ),
+        ("x-forwarded-for", "2001:db8:85a3::8a2e:370:7334"),
+    ];
+    let keyed = [context.as_slice(), &[("idempotency-key", key)]].concat();
+    let reply = stack
+        .post_with_context(
+            support::REGISTRATION,
+            &tenant,
+            &contract_body(&tenant, email),
+            &keyed,
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
+    let size = |item: Option<std::collections::HashMap<String, AttributeValue>>| {
+        support::item_size(&item.expect("the item is stored"))
+    };
+    let marker = size(
+        stack
+            .raw_item(format!("TENANT#{tenant}#EMAIL#{email}"), "EMAIL")
+            .await,
+    );
+    let record = size(
+        stack
+            .raw_item(format!("TENANT#{tenant}#IDEMPOTENCY#{key}"), "IDEMPOTENCY")
+            .await,
+    );
+    let registered = support::item_size(&stack.customer_raw(&tenant, &id).await);
+
+    let code = stack.code_for(&id);
+    let activation = format!("/api/v2.1/customer/individual/{id}/activation");
+    let mut attempts = support::wrong_codes(&code, 4);
+    attempts.push(code);
+    let mut after = Vec::new();
+    for (i, attempt) in attempts.iter().enumerate() {
+        let body = json!({ "userId": email, "code": attempt });
+        let reply = stack
+            .post_with_context(&activation, &tenant, &body, &context)
+            .await;
+        assert_eq!(
+            reply.status,
+            if i == 4 { 200 } else { 400 },
+            "{}",
+            reply.body
+        );
+        after.push(support::item_size(&stack.customer_raw(&tenant, &id).await));
+    }
+    let mut hierarchy = 0;
+    for sk in stack.hierarchy_keys(&tenant).await {
+        hierarchy += support::item_size(&stack.hierarchy_item(&tenant, &sk).await);
+    }
+    eprintln!(
+        "item sizes (B): customer {registered} registered, {after:?} after each attempt; \
+         e-mail marker {marker}; idempotency record {record}; hierarchy {hierarchy}"
+    );
+    const KB: usize = 1024;
+    // The cost table's figures: customer 3 KB (registration 2×3 + 2×1 WRU, every attempt 3
+    // WRU), marker 1 KB, completed idempotency record 3 KB, hierarchy within one 4 KB read unit.
+    let largest = *after.iter().max().unwrap();
+    assert!(registered <= 3 * KB, "customer {registered} B");
+    assert!(largest <= 3 * KB, "customer at its largest {largest} B");
+    assert!(marker <= KB, "e-mail marker {marker} B");
+    assert!(record <= 3 * KB, "idempotency record {record} B");
+    assert!(hierarchy <= 4 * KB, "hierarchy {hierarchy} B");
+    assert!(largest > registered, "attempts add to the item: {after:?}");
+}
+
+#[tokio::test]
 async fn another_tenants_token_finds_no_customer_and_changes_nothing() {
     let stack = Stack::start().await;
     let a = stack.tenant_with_demo_hierarchy().await;

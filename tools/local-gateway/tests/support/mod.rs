@@ -370,6 +370,31 @@ impl Stack {
         Reply::read(response).await
     }
 
+    /// A POST with all scopes and exactly the client-context `headers` given.
+    pub async fn post_with_context(
+        &self,
+        path: &str,
+        tenant: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.token(tenant, None))
+            .header("content-type", "application/json")
+            .header("x-tenant-id", tenant);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("gateway answers");
+        Reply::read(response).await
+    }
+
     pub async fn get(&self, path: &str, tenant: &str, scopes: Option<&[&str]>) -> Reply {
         let token = self.token(tenant, scopes);
         let response = self
@@ -457,20 +482,24 @@ impl Stack {
             .find(|i| i["PK"] == format!("TENANT#{tenant}#CUSTOMER#{customer_id}"))
     }
 
-    /// One item of `tenant`'s hierarchy partition, as stored (the test fails without it).
-    pub async fn hierarchy_item(&self, tenant: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    /// One item as stored (a consistent read; `None` when there is none).
+    pub async fn raw_item(&self, pk: String, sk: &str) -> Option<HashMap<String, AttributeValue>> {
         self.client
             .get_item()
             .table_name(&self.table)
-            .key(
-                "PK",
-                AttributeValue::S(format!("TENANT#{tenant}#CATEGORIZATION")),
-            )
+            .key("PK", AttributeValue::S(pk))
             .key("SK", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
             .send()
             .await
             .unwrap()
             .item
+    }
+
+    /// One item of `tenant`'s hierarchy partition, as stored (the test fails without it).
+    pub async fn hierarchy_item(&self, tenant: &str, sk: &str) -> HashMap<String, AttributeValue> {
+        self.raw_item(format!("TENANT#{tenant}#CATEGORIZATION"), sk)
+            .await
             .unwrap_or_else(|| panic!("no hierarchy item {sk}"))
     }
 
@@ -501,20 +530,12 @@ impl Stack {
         tenant: &str,
         customer_id: &str,
     ) -> HashMap<String, AttributeValue> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "PK",
-                AttributeValue::S(format!("TENANT#{tenant}#CUSTOMER#{customer_id}")),
-            )
-            .key("SK", AttributeValue::S("CUSTOMER".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap_or_else(|| panic!("no customer {customer_id}"))
+        self.raw_item(
+            format!("TENANT#{tenant}#CUSTOMER#{customer_id}"),
+            "CUSTOMER",
+        )
+        .await
+        .unwrap_or_else(|| panic!("no customer {customer_id}"))
     }
 
     /// Writes `item` as it is, past the functions and the admin tool.
@@ -568,6 +589,68 @@ pub fn set_json_field(item: &mut HashMap<String, AttributeValue>, field: &str, v
     .unwrap();
     json[field] = Value::String(value.to_owned());
     item.insert("json".into(), AttributeValue::S(json.to_string()));
+}
+
+/// An item's size as DynamoDB bills it (developer guide, "Item sizes and formats"): names and
+/// values in UTF-8 bytes, numbers 1 byte per two significant digits plus 1, 3 bytes per list
+/// or map and 1 per element in it.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    fn number(n: &str) -> usize {
+        let digits: String = n
+            .split(['e', 'E'])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+        significant.div_ceil(2) + 1
+    }
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => number(n),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+            AttributeValue::Ns(set) => set.iter().map(|n| number(n)).sum(),
+            AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::L(list) => 3 + list.iter().map(|v| value(v) + 1).sum::<usize>(),
+            AttributeValue::M(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| k.len() + value(v) + 1)
+                    .sum::<usize>()
+            }
+            other => panic!("no size rule for {other:?}"),
+        }
+    }
+    item.iter().map(|(name, v)| name.len() + value(v)).sum()
+}
+
+#[test]
+fn item_sizes_follow_dynamodbs_rules() {
+    let item = |pairs: Vec<(&str, AttributeValue)>| -> HashMap<String, AttributeValue> {
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    };
+    use AttributeValue::{Bool, L, M, N, S, Ss};
+    let cases: Vec<(HashMap<String, AttributeValue>, usize)> = vec![
+        (item(vec![("PK", S("abc".into()))]), 5),
+        (item(vec![("é", S("é".into()))]), 4),
+        // 12345 → 5 significant digits → 3 bytes, + 1.
+        (item(vec![("n", N("123.45".into()))]), 1 + 3 + 1),
+        (item(vec![("n", N("-0.00100".into()))]), 1 + 1 + 1),
+        (item(vec![("n", N("1764115200".into()))]), 1 + 4 + 1),
+        (
+            item(vec![("m", M(HashMap::from([("a".into(), Bool(true))])))]),
+            1 + 3 + 1 + 1 + 1,
+        ),
+        (item(vec![("l", L(vec![S("xy".into())]))]), 1 + 3 + 2 + 1),
+        (item(vec![("s", Ss(vec!["ab".into(), "c".into()]))]), 1 + 3),
+    ];
+    for (item, size) in cases {
+        assert_eq!(item_size(&item), size, "{item:?}");
+    }
 }
 
 /// `n` (at most 4) codes that are not `right`.
