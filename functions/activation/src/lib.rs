@@ -292,9 +292,12 @@ impl Activation {
                     .map_err(storage_failure)?;
                 return Err(match now_state {
                     Some(s) if s.status == CustomerStatus::Active => ApiError::AlreadyActive,
-                    Some(_) => ApiError::ResendLimited {
-                        retry_after_seconds: u64::try_from(rules::RESEND_MIN_INTERVAL_SECONDS)
-                            .unwrap_or(60),
+                    // Another resend: the limits, read again, say how long to wait (the 60 s
+                    // since that code, or the rest of the day if it was the day's fifth).
+                    Some(s) => ApiError::ResendLimited {
+                        retry_after_seconds: rules::resend(&s.resend, s.code_issued_at, now)
+                            .err()
+                            .unwrap_or(1),
                     },
                     None => ApiError::CustomerNotFound,
                 });

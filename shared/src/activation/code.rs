@@ -119,7 +119,8 @@ impl CodeHasher {
 /// How an activation request names the customer's user (§4.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserRef {
-    /// The user's id, exactly (ids are UUIDs, never e-mail addresses).
+    /// The user's id (ids are UUIDs, never e-mail addresses): a UUID in its canonical
+    /// lower-case form, whatever the case it was sent in; anything else exactly as sent.
     Id(String),
     /// The user's e-mail, normalized as uniqueness is decided (any case, any spelling of
     /// its domain).
@@ -132,7 +133,13 @@ impl UserRef {
         let raw = raw.trim();
         match crate::domain::Email::parse(raw) {
             Ok(email) => Self::Email(email.normalized()),
-            Err(_) => Self::Id(raw.to_owned()),
+            // A UUID's hex digits are case-insensitive on input (RFC 9562): `userId` is
+            // case-insensitive (§4.2) for the id as for the e-mail. Only the hyphenated form
+            // the API hands out names the id.
+            Err(_) => match uuid::Uuid::try_parse(raw) {
+                Ok(id) if raw.len() == 36 => Self::Id(id.hyphenated().to_string()),
+                _ => Self::Id(raw.to_owned()),
+            },
         }
     }
 }
@@ -236,6 +243,29 @@ mod tests {
                 expected,
                 "{given_code:?} {given_user:?}"
             );
+        }
+    }
+
+    /// A user id is a UUID, and a UUID names the same id in either case; other spellings of
+    /// it (no hyphens, braces, a URN) are not the id the API hands out.
+    #[test]
+    fn a_user_id_names_the_user_in_either_case() {
+        let t = TenantId::parse("tenant_a").unwrap();
+        let code = ActivationCode::parse("12345678").unwrap();
+        let id = "8e8edb35-6d53-4694-9a6a-7d943cfada66";
+        let issued = hasher().issue_keys(&t, "c-1", &code, id, "jane@example.com");
+        let cases = [
+            (id, true),
+            ("8E8EDB35-6D53-4694-9A6A-7D943CFADA66", true),
+            (" 8e8EDB35-6d53-4694-9a6a-7d943cfada66 ", true),
+            ("8e8edb356d5346949a6a7d943cfada66", false),
+            ("{8e8edb35-6d53-4694-9a6a-7d943cfada66}", false),
+            ("urn:uuid:8e8edb35-6d53-4694-9a6a-7d943cfada66", false),
+            ("8e8edb35-6d53-4694-9a6a-7d943cfada67", false),
+        ];
+        for (given_user, expected) in cases {
+            let key = hasher().key(&t, "c-1", &code, &UserRef::given(given_user));
+            assert_eq!(issued.contains(&key), expected, "{given_user:?}");
         }
     }
 

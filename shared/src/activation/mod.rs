@@ -22,17 +22,16 @@ pub struct IssuedCode {
 }
 
 impl IssuedCode {
-    /// A code issued `now`, valid for `ttl`. Its times are stored in whole epoch seconds, so
-    /// it is issued on the second: the `codeExpiresAt` a client is told is the instant the
-    /// code stops working, and the resend interval counts from when the code really was
-    /// issued (with sub-second times, both fell up to a second short).
+    /// A code issued `now`, valid for `ttl`. Times are stored in whole epoch seconds: the
+    /// expiry is rounded down (the `codeExpiresAt` a client is told is the instant the code
+    /// stops working, never more than `ttl` after it was issued), while the issue time, from
+    /// which the resend interval counts, is rounded up where it is stored.
     pub fn new(keys: Vec<String>, now: DateTime<Utc>, ttl: chrono::Duration) -> Self {
         use chrono::SubsecRound;
-        let issued_at = now.trunc_subsecs(0);
         Self {
             keys,
-            issued_at,
-            expires_at: issued_at + ttl,
+            issued_at: now,
+            expires_at: now.trunc_subsecs(0) + ttl,
         }
     }
 }
@@ -89,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_issued_on_the_second_they_are_stored_in() {
+    fn codes_expire_on_the_second_they_are_stored_in() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
         let day = chrono::Duration::hours(24);
@@ -99,11 +98,7 @@ mod tests {
                 t0 + chrono::Duration::milliseconds(offset_ms),
                 day,
             );
-            assert_eq!(
-                (code.issued_at, code.expires_at),
-                (t0, t0 + day),
-                "{offset_ms}"
-            );
+            assert_eq!(code.expires_at, t0 + day, "{offset_ms}");
         }
     }
 
@@ -111,7 +106,7 @@ mod tests {
     fn resend_names_the_user_as_an_attempt_does() {
         let state = ActivationState {
             status: CustomerStatus::RegistrationCompleted,
-            user_id: "u-1".into(),
+            user_id: "8e8edb35-6d53-4694-9a6a-7d943cfada66".into(),
             email: "Jane@Example.com".into(),
             email_normalized: "jane@example.com".into(),
             code_issued_at: None,
@@ -119,12 +114,13 @@ mod tests {
             version: 1,
         };
         let cases = [
-            ("u-1", true),
-            (" u-1 ", true),
+            ("8e8edb35-6d53-4694-9a6a-7d943cfada66", true),
+            (" 8e8edb35-6d53-4694-9a6a-7d943cfada66 ", true),
+            ("8E8EDB35-6D53-4694-9A6A-7D943CFADA66", true),
             ("JANE@example.COM", true),
             ("jane@ｅｘａｍｐｌｅ.com", true),
-            ("U-1", false),
-            ("u-2", false),
+            ("8e8edb356d5346949a6a7d943cfada66", false),
+            ("8e8edb35-6d53-4694-9a6a-7d943cfada67", false),
             ("john@example.com", false),
             ("", false),
             ("  ", false),

@@ -47,8 +47,7 @@ pub fn resend(
     if let Some(allowed) = interval_ends.into_iter().chain(window_ends).max() {
         return Err(seconds_until(allowed));
     }
-    // Stored in whole epoch seconds: kept so here too.
-    recent.push(chrono::SubsecRound::trunc_subsecs(now, 0));
+    recent.push(now);
     Ok(ResendHistory { recent })
 }
 

@@ -564,7 +564,7 @@ impl CustomerStore for DynamoStore {
         item.insert("emailNormalized".into(), s(&new.email_normalized));
         item.insert("version".into(), n(1));
         item.insert("codeKeys".into(), code_keys(&new.code));
-        item.insert("codeIssuedAt".into(), n(new.code.issued_at.timestamp()));
+        item.insert("codeIssuedAt".into(), n(limit_seconds(new.code.issued_at)));
         item.insert("codeExpiresAt".into(), n(new.code.expires_at.timestamp()));
         item.insert("codeAttempts".into(), n(0));
         let customer_put = self
@@ -682,6 +682,18 @@ fn counted_attempt(item: &Item, attempt_id: &str) -> bool {
 
 fn epoch(seconds: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(seconds?, 0)
+}
+
+/// A limit's start (a code's issue, a resend) in the whole epoch seconds it is stored in,
+/// rounded up: a limit counted from it then never ends before it should (rounded down, the
+/// 60 s between resends could be 59.1 s).
+fn limit_seconds(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    let whole = at.timestamp();
+    if at.timestamp_subsec_nanos() == 0 {
+        whole
+    } else {
+        whole + 1
+    }
 }
 
 /// The resends of the last 24 h (`resendTimes`, epoch seconds). An item written before the
@@ -982,7 +994,7 @@ impl DynamoStore {
         let times = resend
             .recent
             .iter()
-            .map(|at| n(at.timestamp()))
+            .map(|at| n(limit_seconds(*at)))
             .collect::<Vec<_>>();
         let update = self
             .update_item(&pk, sk)
@@ -996,7 +1008,7 @@ impl DynamoStore {
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":version", n(expected_version))
             .expression_attribute_values(":keys", code_keys(code))
-            .expression_attribute_values(":issued", n(code.issued_at.timestamp()))
+            .expression_attribute_values(":issued", n(limit_seconds(code.issued_at)))
             .expression_attribute_values(":expires", n(code.expires_at.timestamp()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":times", AttributeValue::L(times))
@@ -1189,6 +1201,24 @@ fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_starts_are_stored_rounded_up_to_the_second() {
+        let t0 = chrono::DateTime::from_timestamp(1_795_735_213, 0).unwrap();
+        let ms = chrono::Duration::milliseconds;
+        for (at, stored) in [
+            (t0, 1_795_735_213),
+            (t0 + ms(1), 1_795_735_214),
+            (t0 + ms(900), 1_795_735_214),
+            (
+                t0 + chrono::Duration::nanoseconds(999_999_999),
+                1_795_735_214,
+            ),
+            (t0 - ms(1), 1_795_735_213),
+        ] {
+            assert_eq!(limit_seconds(at), stored, "{at}");
+        }
+    }
 
     #[test]
     fn a_hierarchy_read_half_way_through_a_replacement_is_read_again() {

@@ -123,12 +123,11 @@ pub trait CustomerStore: Send + Sync {
     /// `AlreadyExists` when the e-mail is taken in the tenant.
     async fn create_customer(&self, new: &NewCustomer) -> Result<(), StoreError>;
 
-    /// An activation attempt (§4): first counts the attempt atomically — only while the
-    /// customer is pending, the code unexpired and attempts are left — and only then judges
-    /// code and `userId`, so parallel guesses cannot be judged more often than the limit
-    /// allows (§4.1). A right one is followed by the one conditional switch to active
-    /// (§4.2: still pending, same code hash, unexpired, attempts within the limit). Says why
-    /// an attempt failed.
+    /// An activation attempt (§4), counted and judged together: only while the customer is
+    /// pending, the code unexpired and attempts are left is the attempt counted, and the same
+    /// atomic write switches the customer to active if its key is one of the code's (§4.2),
+    /// so parallel guesses cannot be judged more often than the limit allows (§4.1). Says
+    /// why an attempt was refused.
     async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError>;
 
     /// What resend needs to decide (`None`: no such customer in this tenant).

@@ -255,7 +255,12 @@ impl Stack {
             mailbox.clone(),
             std::time::Duration::from_secs(24 * 3600),
         );
-        let clock = Arc::new(FixedClock::at(chrono::Utc::now()));
+        // On a whole second, so that limits and expiries fall on the seconds the tests name
+        // (a test that needs a fraction sets the clock itself).
+        let clock = Arc::new(FixedClock::at(chrono::SubsecRound::trunc_subsecs(
+            chrono::Utc::now(),
+            0,
+        )));
         let sender = Arc::new(MailboxSender::new(mailbox.clone()));
         let registration = store_of("RegistrationFunction");
         let gateway = Arc::new(Gateway {
@@ -410,6 +415,11 @@ impl Stack {
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// Sets the functions' clock.
+    pub fn set_clock(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.clock.set(at);
     }
 
     /// Moves the functions' clock forward.
