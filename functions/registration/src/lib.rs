@@ -41,6 +41,7 @@ pub struct Registration {
     config: Config,
     code_ttl: chrono::Duration,
     hasher: CodeHasher,
+    body_hasher: idempotency::BodyHasher,
     hierarchies: HierarchyCache,
     customers: Arc<dyn CustomerStore>,
     idempotency: Arc<dyn IdempotencyStore>,
@@ -77,6 +78,7 @@ impl Registration {
             code_ttl: chrono::Duration::from_std(activation.code_ttl)
                 .unwrap_or(chrono::Duration::hours(24)),
             hasher: activation.hasher(),
+            body_hasher: activation.body_hasher(),
             hierarchies,
             customers,
             idempotency,
@@ -154,7 +156,7 @@ impl Registration {
                 let claim = IdempotencyClaim {
                     tenant: caller.tenant.clone(),
                     key,
-                    body_hash: idempotency::body_hash(bytes),
+                    body_hash: self.body_hasher.hash(bytes),
                     token: uuid::Uuid::new_v4().to_string(),
                     now,
                     expires_at: now + chrono::Duration::seconds(idempotency::RETENTION_SECONDS),
@@ -248,7 +250,7 @@ impl Registration {
         now: chrono::DateTime<chrono::Utc>,
         request_id: &str,
     ) -> Option<Result<Response<Body>, ApiError>> {
-        let body_hash = idempotency::body_hash(bytes);
+        let body_hash = self.body_hasher.hash(bytes);
         match self
             .idempotency
             .recorded(tenant, key, &body_hash, now)

@@ -135,6 +135,13 @@ impl ActivationSettings {
     pub fn hasher(&self) -> super::code::CodeHasher {
         super::code::CodeHasher::new(SecretString::from(self.secret.expose_secret().to_owned()))
     }
+
+    /// The `Idempotency-Key` records' body hash, keyed by the same secret under its own label.
+    pub fn body_hasher(&self) -> crate::api::idempotency::BodyHasher {
+        crate::api::idempotency::BodyHasher::new(SecretString::from(
+            self.secret.expose_secret().to_owned(),
+        ))
+    }
 }
 
 const SECRET_ARN: &str = "ACTIVATION_CODE_SECRET_ARN";

@@ -1,9 +1,11 @@
 //! `Idempotency-Key` (§3.6): the header's rules and the hash of the canonical body that
 //! decides whether a repeated key carries the same request.
 
+use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::Request;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{ApiError, FieldError, header};
 
@@ -30,14 +32,42 @@ pub fn key(req: &Request) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// SHA-256 (hex) of the body with object keys sorted and insignificant whitespace removed, so
-/// a client that re-serializes the same request differently is still recognised.
-pub fn body_hash(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => canonical(&value),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    hex::encode(Sha256::digest(text.as_bytes()))
+/// Hashes request bodies for their key's record: HMAC-SHA-256 (hex) keyed by the server
+/// secret (`ACTIVATION_CODE_SECRET`, under a label of its own), of the body with object keys
+/// sorted and insignificant whitespace removed, so a client that re-serializes the same
+/// request differently is still recognised.
+///
+/// Keyed because a registration body holds the password: a plain hash in the record would let
+/// anyone who reads the table (an export, a backup) test password guesses at SHA-256 speed,
+/// around Argon2. A new secret makes the records of the last 24 h unrecognisable (a retry
+/// with the same key then gets 422), as it does the codes in flight.
+pub struct BodyHasher {
+    secret: SecretString,
+}
+
+impl std::fmt::Debug for BodyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyHasher(..)")
+    }
+}
+
+impl BodyHasher {
+    pub fn new(secret: SecretString) -> Self {
+        Self { secret }
+    }
+
+    pub fn hash(&self, body: &[u8]) -> String {
+        let text = match serde_json::from_slice::<Value>(body) {
+            Ok(value) => canonical(&value),
+            Err(_) => String::from_utf8_lossy(body).into_owned(),
+        };
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.expose_secret().as_bytes())
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
+        mac.update(b"onboarding-idempotency-body-v1\0");
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 fn canonical(value: &Value) -> String {
@@ -94,7 +124,26 @@ mod tests {
         let a = br#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#;
         let b = br#"{"a":{"x":"s","y":[1,2]},"b":1}"#;
         let c = br#"{"a":{"x":"s","y":[2,1]},"b":1}"#;
-        assert_eq!(body_hash(a), body_hash(b));
-        assert_ne!(body_hash(a), body_hash(c));
+        let hasher = BodyHasher::new(SecretString::from("k".repeat(32)));
+        assert_eq!(hasher.hash(a), hasher.hash(b));
+        assert_ne!(hasher.hash(a), hasher.hash(c));
+    }
+
+    /// The record must not be a password check anyone with the table can run: neither the
+    /// plain SHA-256 of the canonical body nor a hash without the server's secret.
+    #[test]
+    fn the_body_hash_needs_the_server_secret() {
+        use sha2::Digest;
+        let body = br#"{"email":"a@example.com","password":"SecurePass123!"}"#;
+        let hasher = BodyHasher::new(SecretString::from("k".repeat(32)));
+        let plain = hex::encode(Sha256::digest(canonical(
+            &serde_json::from_slice(body).unwrap(),
+        )));
+        assert_ne!(hasher.hash(body), plain);
+        assert_ne!(
+            hasher.hash(body),
+            BodyHasher::new(SecretString::from("x".repeat(32))).hash(body)
+        );
+        assert_eq!(hasher.hash(body).len(), 64);
     }
 }

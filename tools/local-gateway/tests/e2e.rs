@@ -1251,6 +1251,27 @@ async fn a_repeated_key_with_the_same_body_replays_the_original_answer_without_w
         (expires - stack.clock_now().timestamp() - 86_400).abs() <= 1,
         "kept 24 h"
     );
+    // The body holds the password: the record keeps a keyed hash of it, not the SHA-256 of
+    // its canonical form, which anyone who reads the table could test password guesses on.
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    use sha2::Digest;
+    let plain = hex::encode(sha2::Sha256::digest(sorted(&body).to_string().as_bytes()));
+    assert_eq!(record["bodyHash"].as_str().map(str::len), Some(64));
+    assert_ne!(record["bodyHash"], plain.as_str());
 }
 
 #[tokio::test]
