@@ -341,6 +341,19 @@ impl Registration {
             Err(StoreError::AlreadyExists) => return Err(ApiError::EmailAlreadyExists),
             // The idempotency claim was taken over by a retry: that one will answer.
             Err(StoreError::ConditionFailed) => return Err(ApiError::RequestInProgress),
+            // Unreachable after the SDK's retries, the transaction may still have been
+            // applied (its answer lost, the retries not through). Answered 503, such a
+            // customer would never get its code: a retry meets its e-mail (409) without
+            // learning its id, and a keyed retry would replay a 201 saying "SENT".
+            Err(StoreError::Unavailable(cause)) => {
+                if !self
+                    .was_stored(tenant, &customer.id, &new.email_normalized)
+                    .await
+                {
+                    return Err(storage_failure(StoreError::Unavailable(cause)));
+                }
+                tracing::warn!(request_id, tenant_id = %tenant, customer_id = %customer.id, "the registration's write was applied though its answer was lost");
+            }
             Err(other) => return Err(storage_failure(other)),
         }
         tracing::info!(request_id, tenant_id = %tenant, customer_id = %customer.id, "customer registered");
@@ -367,6 +380,24 @@ impl Registration {
             request_id,
             &[("location", location)],
         ))
+    }
+
+    /// Whether this request's customer is stored, after a write whose outcome is unknown: one
+    /// consistent read of its e-mail marker, written in the same transaction (and the least
+    /// personal item to read), which names the fresh id only this request can have written.
+    async fn was_stored(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        email_normalized: &str,
+    ) -> bool {
+        match self.customers.email_owner(tenant, email_normalized).await {
+            Ok(owner) => owner.as_deref() == Some(customer_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not learn whether the registration was stored");
+                false
+            }
+        }
     }
 
     /// After a failure with a claim held: a conflict is recorded for replay (a retry gets the

@@ -641,6 +641,18 @@ impl CustomerStore for DynamoStore {
         self.activate_impl(attempt).await
     }
 
+    async fn email_owner(
+        &self,
+        tenant: &TenantId,
+        email_normalized: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (pk, sk) = keys::email(tenant, email_normalized);
+        Ok(self
+            .get_consistent((&pk, sk))
+            .await?
+            .and_then(|marker| text(&marker, "customerId").map(str::to_owned)))
+    }
+
     async fn activation_state(
         &self,
         tenant: &TenantId,

@@ -138,6 +138,19 @@ impl CustomerStore for MemoryStore {
         })
     }
 
+    async fn email_owner(
+        &self,
+        tenant: &TenantId,
+        email_normalized: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .emails
+            .lock()
+            .map_err(poisoned)?
+            .get(&(tenant.clone(), email_normalized.to_owned()))
+            .cloned())
+    }
+
     async fn activation_state(
         &self,
         tenant: &TenantId,

@@ -130,6 +130,14 @@ pub trait CustomerStore: Send + Sync {
     /// why an attempt was refused.
     async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError>;
 
+    /// The id of the customer whose e-mail marker holds `email_normalized` in the tenant (a
+    /// consistent read; `None`: the e-mail is free).
+    async fn email_owner(
+        &self,
+        tenant: &TenantId,
+        email_normalized: &str,
+    ) -> Result<Option<String>, StoreError>;
+
     /// What resend needs to decide (`None`: no such customer in this tenant).
     async fn activation_state(
         &self,

@@ -557,7 +557,10 @@ mod tests {
             ("RegistrationFunction", "DeleteItem", idempotency, true),
             ("RegistrationFunction", "UpdateItem", customer, false),
             ("RegistrationFunction", "DeleteItem", customer, false),
-            ("RegistrationFunction", "GetItem", email, false),
+            // The marker is read after a transaction whose answer was lost; the customer never.
+            ("RegistrationFunction", "GetItem", email, true),
+            ("RegistrationFunction", "GetItem", customer, false),
+            ("RegistrationFunction", "UpdateItem", email, false),
             ("RegistrationFunction", "PutItem", hierarchy, false),
             ("ActivationFunction", "GetItem", customer, true),
             ("ActivationFunction", "UpdateItem", customer, true),

@@ -221,6 +221,111 @@ impl LosingProxy {
     }
 }
 
+/// Like [`LosingProxy`], and then unreachable for that request: once armed, the first
+/// request with `needle` in its body reaches moto and loses its answer, and every later one
+/// (the SDK's retries) is dropped before moto, until disarmed.
+struct CutOffProxy {
+    url: String,
+    armed: Arc<AtomicBool>,
+    seen: Arc<AtomicU64>,
+    applied: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl CutOffProxy {
+    async fn start(upstream: String, needle: &'static str) -> Self {
+        let armed = Arc::new(AtomicBool::new(false));
+        let [seen, applied, dropped] = [(); 3].map(|()| Arc::new(AtomicU64::new(0)));
+        let shared = (
+            armed.clone(),
+            seen.clone(),
+            applied.clone(),
+            dropped.clone(),
+        );
+        let url = listen(move |mut client| {
+            let upstream = upstream.clone();
+            let (armed, seen, applied, dropped) = shared.clone();
+            async move {
+                let Ok(Some((head, body))) = read_request(&mut client).await else {
+                    return;
+                };
+                let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+                if matches && armed.load(Ordering::SeqCst) {
+                    if seen.fetch_add(1, Ordering::SeqCst) > 0 {
+                        dropped.fetch_add(1, Ordering::SeqCst);
+                    } else if forward(&head, &body, &upstream).await.is_ok() {
+                        applied.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return; // the connection closes with no answer
+                }
+                let Ok(answer) = forward(&head, &body, &upstream).await else {
+                    return;
+                };
+                let _ = client.write_all(&answer).await;
+                let _ = client.shutdown().await;
+            }
+        })
+        .await;
+        Self {
+            url,
+            armed,
+            seen,
+            applied,
+            dropped,
+        }
+    }
+
+    fn arm(&self, armed: bool) {
+        self.seen.store(0, Ordering::SeqCst);
+        self.armed.store(armed, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_registration_applied_but_never_answered_still_sends_its_code() {
+    // DynamoDB applied the transaction, its answer was lost, and the SDK's retries did not get
+    // through. Answered 503, the customer would never get its code: a retry meets its e-mail
+    // (409) without learning its id, a keyed retry replays the 201 written with the
+    // transaction ("SENT"). One consistent read finds the customer, and the request goes on.
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let proxy = CutOffProxy::start(upstream, "emailNormalized").await;
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    for (n, key) in [(1, None), (2, Some("cut-off-key"))] {
+        let email = format!("cut-off-{n}@example.com");
+        let body = contract_body(&tenant, &email);
+        proxy.arm(true);
+        let reply = match key {
+            Some(key) => stack.register_with_key(&tenant, key, &body).await,
+            None => stack.register(&tenant, &body).await,
+        };
+        proxy.arm(false);
+        assert_eq!(
+            proxy.applied.load(Ordering::SeqCst),
+            n,
+            "the write reached moto"
+        );
+        assert!(
+            proxy.dropped.load(Ordering::SeqCst) >= n,
+            "the SDK retried, and its retries were dropped"
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
+        let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
+        let code = stack.code_for(&id);
+        if let Some(key) = key {
+            let replay = stack.register_with_key(&tenant, key, &body).await;
+            assert_eq!(replay.status, 201, "{}", replay.body);
+            assert_eq!(replay.body["data"]["id"], id.as_str());
+        }
+        let activated = stack.activate(&tenant, &id, &email, &code).await;
+        assert_eq!(activated.status, 200, "{}", activated.body);
+    }
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 2);
+}
+
 #[tokio::test]
 async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_outcome() {
     // The SDK retries a write whose answer was lost. Counting the last allowed attempt twice
