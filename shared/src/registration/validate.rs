@@ -275,8 +275,7 @@ pub fn validate(
         }
     }
 
-    // Phone: person.phone, else the primary (or first) PHONE contact, else top-level phone;
-    // nested paths win and a top-level copy must agree with the one that does.
+    // Phone: person.phone, else top-level phone, else the primary (or first) PHONE contact.
     let contacts = contacts(&mut errors, person.contacts.as_deref());
     let phones = || contacts.iter().filter(|c| c.kind == "PHONE");
     let phone_contact = phones().find(|c| c.is_primary).or_else(|| phones().next());
@@ -294,21 +293,7 @@ pub fn validate(
                 None
             }
         },
-        (None, Some(_)) => {
-            let copy = errors.opt("phone", req.phone.as_ref(), phone);
-            match phone_contact {
-                Some(contact) => {
-                    let nested = Phone::parse(&contact.value).ok();
-                    if let (Some(nested), Some(copy)) = (&nested, &copy)
-                        && nested != copy
-                    {
-                        errors.push("phone", conflict(&format!("{P}.contacts")));
-                    }
-                    nested
-                }
-                None => copy,
-            }
-        }
+        (None, Some(_)) => errors.opt("phone", req.phone.as_ref(), phone),
         (Some(_), _) => errors.pair(
             (&format!("{P}.phone"), person.phone.as_ref()),
             ("phone", req.phone.as_ref()),
@@ -1022,49 +1007,6 @@ mod tests {
         assert_eq!(r.nationality.unwrap().as_str(), "LT");
         assert_eq!(r.place_of_birth.as_deref(), Some("Vilnius"));
         assert_eq!(r.pincode.as_deref(), Some("12345"));
-    }
-
-    /// Without `person.phone`, the PHONE contact is the nested phone: a top-level `phone`
-    /// must agree with it (in any spelling of the number), not replace it.
-    #[test]
-    fn a_top_level_phone_must_agree_with_the_phone_contact() {
-        let cases = [
-            ("+37060012345", Ok("+37060012345")),
-            ("+370 600 12345", Ok("+37060012345")),
-            ("+37060099999", Err(("phone", "FIELD_CONFLICT"))),
-            ("+442079460958", Err(("phone", "FIELD_CONFLICT"))),
-            ("not a number", Err(("phone", "INVALID_PHONE"))),
-        ];
-        for (top, expected) in cases {
-            let mut body = with(
-                with(contract_body(), &format!("{P}/phone"), None),
-                "phone",
-                Some(json!(top)),
-            );
-            body["individualCustomer"]["person"]["contacts"] = json!([
-                {"type": "PHONE", "value": "+37060012345", "isPrimary": true},
-                {"type": "PHONE", "value": "+442079460958"}
-            ]);
-            match (run(body), expected) {
-                (Ok(valid), Ok(phone)) => assert_eq!(valid.phone.as_str(), phone, "{top}"),
-                (Err(ApiError::Validation(errors)), Err((field, code))) => assert!(
-                    errors.iter().any(|e| e.field == field && e.code == code),
-                    "{top}: {errors:?}"
-                ),
-                (other, expected) => panic!("{top}: {other:?}, expected {expected:?}"),
-            }
-        }
-        // With no contact, the top-level phone is the phone.
-        let body = with(
-            with(
-                with(contract_body(), &format!("{P}/phone"), None),
-                &format!("{P}/contacts"),
-                None,
-            ),
-            "phone",
-            Some(json!("+37060099999")),
-        );
-        assert_eq!(run(body).unwrap().phone.as_str(), "+37060099999");
     }
 
     #[test]
