@@ -1028,9 +1028,24 @@ impl DynamoStore {
             .expression_attribute_values(":one", n(1));
         match self.conditional_update(update, (&pk, sk)).await? {
             Update::Done(_) => Ok(()),
+            // An SDK retry of this very write, whose answer was lost: the item holds this
+            // code's keys (a fresh random code's, so no other write can have put them there).
+            Update::ConditionFailed(Some(item)) if holds_keys(&item, code) => Ok(()),
             Update::ConditionFailed(_) => Err(StoreError::ConditionFailed),
         }
     }
+}
+
+/// Whether `item`'s current code is `code` (its switch is keyed by exactly `code`'s keys).
+fn holds_keys(item: &Item, code: &IssuedCode) -> bool {
+    let stored = item
+        .get("codeKeys")
+        .and_then(|keys| keys.as_m().ok())
+        .and_then(|keys| keys.get("customerStatus"))
+        .and_then(|by_key| by_key.as_m().ok());
+    stored.is_some_and(|by_key| {
+        by_key.len() == code.keys.len() && code.keys.iter().all(|k| by_key.contains_key(k))
+    })
 }
 
 const IN_PROGRESS: &str = "IN_PROGRESS";

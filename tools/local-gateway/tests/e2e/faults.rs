@@ -382,6 +382,31 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
 }
 
 #[tokio::test]
+async fn a_resend_whose_dynamodb_answer_is_lost_still_sends_its_code() {
+    // The SDK retries the new code's write whose answer was lost; the retry fails its version
+    // condition against the write itself. Taken for another resend's, it answered 429 after the
+    // old code was replaced and the new one never sent: no working code at all.
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let proxy = LosingProxy::start(upstream, "resendTimes").await;
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "lost-resend@example.com";
+    let id = stack.registered(&tenant, email).await;
+    stack.advance(61);
+    proxy.armed.store(true, Ordering::SeqCst);
+    let reply = stack.resend(&tenant, &id, email).await;
+    assert_eq!(proxy.lost.load(Ordering::SeqCst), 1, "an answer was lost");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
+    assert_eq!(stack.mail().len(), 2, "the new code was sent");
+    let activated = stack
+        .activate(&tenant, &id, email, &stack.code_for(&id))
+        .await;
+    assert_eq!(activated.status, 200, "{}", activated.body);
+}
+
+#[tokio::test]
 async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() {
     // The SDK retries the Idempotency-Key claim whose answer was lost after moto applied it.
     // The retry meets the claim it made itself: read as a twin's, it answered 409
