@@ -36,6 +36,10 @@ use shared::store::{
 
 const ROUTE: &str = "POST /registration";
 
+/// The most the read after a write of unknown outcome may take (a consistent `GetItem` takes
+/// milliseconds; DynamoDB unreachable, it would take the SDK's retries).
+const READ_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The registration function, built once per cold start.
 pub struct Registration {
     config: Config,
@@ -346,10 +350,16 @@ impl Registration {
             // customer would never get its code: a retry meets its e-mail (409) without
             // learning its id, and a keyed retry would replay a 201 saying "SENT".
             Err(StoreError::Unavailable(cause)) => {
-                if !self
-                    .was_stored(tenant, &customer.id, &new.email_normalized)
+                // Only with the time a write would need still left (the code is sent after
+                // it), and briefly: otherwise 503 as before, which releases a held claim.
+                let stored = time_to_write(answer_by).is_ok()
+                    && tokio::time::timeout(
+                        READ_BACK_LIMIT,
+                        self.was_stored(tenant, &customer.id, &new.email_normalized, request_id),
+                    )
                     .await
-                {
+                    .unwrap_or(false);
+                if !stored {
                     return Err(storage_failure(StoreError::Unavailable(cause)));
                 }
                 tracing::warn!(request_id, tenant_id = %tenant, customer_id = %customer.id, "the registration's write was applied though its answer was lost");
@@ -390,11 +400,12 @@ impl Registration {
         tenant: &TenantId,
         customer_id: &str,
         email_normalized: &str,
+        request_id: &str,
     ) -> bool {
         match self.customers.email_owner(tenant, email_normalized).await {
             Ok(owner) => owner.as_deref() == Some(customer_id),
             Err(e) => {
-                tracing::warn!(error = %e, "could not learn whether the registration was stored");
+                tracing::warn!(request_id, error = %e, "could not learn whether the registration was stored");
                 false
             }
         }

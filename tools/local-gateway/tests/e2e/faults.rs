@@ -227,6 +227,7 @@ impl LosingProxy {
 struct CutOffProxy {
     url: String,
     armed: Arc<AtomicBool>,
+    apply_first: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
@@ -234,24 +235,27 @@ struct CutOffProxy {
 
 impl CutOffProxy {
     async fn start(upstream: String, needle: &'static str) -> Self {
-        let armed = Arc::new(AtomicBool::new(false));
+        let [armed, apply_first] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
         let [seen, applied, dropped] = [(); 3].map(|()| Arc::new(AtomicU64::new(0)));
         let shared = (
             armed.clone(),
+            apply_first.clone(),
             seen.clone(),
             applied.clone(),
             dropped.clone(),
         );
         let url = listen(move |mut client| {
             let upstream = upstream.clone();
-            let (armed, seen, applied, dropped) = shared.clone();
+            let (armed, apply_first, seen, applied, dropped) = shared.clone();
             async move {
                 let Ok(Some((head, body))) = read_request(&mut client).await else {
                     return;
                 };
                 let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
                 if matches && armed.load(Ordering::SeqCst) {
-                    if seen.fetch_add(1, Ordering::SeqCst) > 0 {
+                    if seen.fetch_add(1, Ordering::SeqCst) > 0
+                        || !apply_first.load(Ordering::SeqCst)
+                    {
                         dropped.fetch_add(1, Ordering::SeqCst);
                     } else if forward(&head, &body, &upstream).await.is_ok() {
                         applied.fetch_add(1, Ordering::SeqCst);
@@ -269,14 +273,17 @@ impl CutOffProxy {
         Self {
             url,
             armed,
+            apply_first,
             seen,
             applied,
             dropped,
         }
     }
 
-    fn arm(&self, armed: bool) {
+    /// Armed: the first matching request is applied (`apply_first`) or dropped like the rest.
+    fn arm(&self, armed: bool, apply_first: bool) {
         self.seen.store(0, Ordering::SeqCst);
+        self.apply_first.store(apply_first, Ordering::SeqCst);
         self.armed.store(armed, Ordering::SeqCst);
     }
 }
@@ -295,12 +302,12 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     for (n, key) in [(1, None), (2, Some("cut-off-key"))] {
         let email = format!("cut-off-{n}@example.com");
         let body = contract_body(&tenant, &email);
-        proxy.arm(true);
+        proxy.arm(true, true);
         let reply = match key {
             Some(key) => stack.register_with_key(&tenant, key, &body).await,
             None => stack.register(&tenant, &body).await,
         };
-        proxy.arm(false);
+        proxy.arm(false, false);
         assert_eq!(
             proxy.applied.load(Ordering::SeqCst),
             n,
@@ -324,6 +331,36 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     }
     let items = stack.items_of(&tenant).await;
     assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 2);
+
+    // Nothing applied (every try dropped before moto): 503, and the key's claim is released,
+    // so the key's retry registers.
+    let body = contract_body(&tenant, "cut-off-none@example.com");
+    proxy.arm(true, false);
+    let reply = stack
+        .register_with_key(&tenant, "cut-off-none", &body)
+        .await;
+    proxy.arm(false, false);
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(
+        proxy.applied.load(Ordering::SeqCst),
+        2,
+        "nothing more reached moto"
+    );
+    let retry = stack
+        .register_with_key(&tenant, "cut-off-none", &body)
+        .await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+
+    // An e-mail another customer holds, this request's write dropped: the marker names that
+    // customer, not this request's, so nothing was stored and nothing is sent.
+    let sent = stack.mail().len();
+    proxy.arm(true, false);
+    let reply = stack
+        .register(&tenant, &contract_body(&tenant, "cut-off-1@example.com"))
+        .await;
+    proxy.arm(false, false);
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(stack.mail().len(), sent, "no code for another's customer");
 }
 
 #[tokio::test]
