@@ -796,20 +796,43 @@ async fn the_minute_between_codes_is_a_whole_minute_at_any_fraction_of_a_second(
     let early = stack.resend(&tenant, &id, email).await;
     assert_eq!(early.status, 429, "59.1 s after the code: {}", early.body);
     assert_eq!(early.headers["retry-after"], "1");
-    stack.advance(1);
+    let at = |ms: i64| whole + chrono::Duration::milliseconds(ms);
+    stack.set_clock(at(61_300));
     let resent = stack.resend(&tenant, &id, email).await;
-    assert_eq!(resent.status, 202, "60.1 s after the code: {}", resent.body);
+    assert_eq!(resent.status, 202, "60.4 s after the code: {}", resent.body);
 
-    // Likewise from a resend's own time.
-    stack.set_clock(whole + chrono::Duration::milliseconds(120_500));
+    // Likewise from a resend's own time: a code resent at .400 is not replaced 59.8 s later.
+    // (Stored rounded up, a limit may end up to a second late: 61.3 is kept as 62.)
+    stack.set_clock(at(122_400));
+    assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    stack.set_clock(at(182_200));
     let early = stack.resend(&tenant, &id, email).await;
     assert_eq!(
         early.status, 429,
-        "59.5 s after the last code: {}",
+        "59.8 s after the last code: {}",
         early.body
     );
-    stack.set_clock(whole + chrono::Duration::seconds(122));
-    assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    for s in [183_000, 244_000, 305_000] {
+        stack.set_clock(at(s));
+        assert_eq!(
+            stack.resend(&tenant, &id, email).await.status,
+            202,
+            "at {s} ms"
+        );
+    }
+    // Five resends in the window, the first at 61.3 s: a sixth waits until it is a whole day
+    // old, not until a day after the second it was stored in.
+    stack.set_clock(at(61_300 + 86_400_000 - 100));
+    let early = stack.resend(&tenant, &id, email).await;
+    assert_eq!(
+        early.status, 429,
+        "a day less 0.1 s after the first: {}",
+        early.body
+    );
+    assert_eq!(early.headers["retry-after"], "1");
+    stack.set_clock(at(62_000 + 86_400_000));
+    let reply = stack.resend(&tenant, &id, email).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
 }
 
 /// Two resends at once when only one is left today: the one that loses the race is told to
