@@ -835,37 +835,6 @@ async fn the_minute_between_codes_is_a_whole_minute_at_any_fraction_of_a_second(
     assert_eq!(reply.status, 202, "{}", reply.body);
 }
 
-/// Two resends at once when only one is left today: the one that loses the race is told to
-/// wait for the day's window, not for the minute.
-#[tokio::test]
-async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
-    let stack = Stack::start().await;
-    let tenant = stack.tenant_with_demo_hierarchy().await;
-    let email = "racing-resends@example.com";
-    let id = stack.registered(&tenant, email).await;
-    for _ in 0..4 {
-        stack.advance(61);
-        assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
-    }
-    stack.advance(61);
-    let replies =
-        futures::future::join_all((0..2).map(|_| stack.resend(&tenant, &id, email))).await;
-    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
-    statuses.sort_unstable();
-    assert_eq!(statuses, [202, 429], "one resend is left today");
-    let refused = replies.iter().find(|r| r.status == 429).unwrap();
-    let retry: i64 = refused.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        retry,
-        86_400 - 4 * 61,
-        "until the first of today's five resends is a day old"
-    );
-}
-
 #[tokio::test]
 async fn concurrent_right_codes_activate_exactly_once() {
     // §4.2: of concurrent right submissions exactly one gets 200 and the others 409 — also

@@ -649,6 +649,41 @@ async fn start_slow_proxy(upstream: String, delay: Duration) -> String {
     .await
 }
 
+/// Two resends at once when only one is left today: the one that loses the race is told to
+/// wait for the day's window, not for the minute. DynamoDB answering after 150 ms makes both
+/// read the customer before either writes, so the loser's write fails its condition.
+#[tokio::test]
+async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let upstream = moto.trim_start_matches("http://").to_owned();
+    let proxy = start_slow_proxy(upstream, Duration::from_millis(150)).await;
+    let stack = Stack::start_with_dynamodb(Some(proxy)).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "racing-resends@example.com";
+    let id = stack.registered(&tenant, email).await;
+    for _ in 0..4 {
+        stack.advance(61);
+        assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
+    }
+    stack.advance(61);
+    let replies =
+        futures::future::join_all((0..2).map(|_| stack.resend(&tenant, &id, email))).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 429], "one resend is left today");
+    let refused = replies.iter().find(|r| r.status == 429).unwrap();
+    let retry: i64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        retry,
+        86_400 - 4 * 61,
+        "until the first of today's five resends is a day old"
+    );
+}
+
 /// A request that could not finish its write before its deadline does not start it: cut
 /// after the write, it would answer 503 for a registration that was done (and a retry would
 /// meet 409 or a replay). With DynamoDB answering after 1.2 s and a 6 s invocation, the
