@@ -7,9 +7,8 @@
 //! only when both its code and its `userId` are, and the store can judge it by looking the
 //! key up, in the same write that counts it.
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 
 use crate::domain::TenantId;
 
@@ -77,11 +76,7 @@ impl CodeHasher {
         code: &ActivationCode,
         user: &UserRef,
     ) -> String {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.expose_secret().as_bytes())
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
-        mac.update(b"onboarding-activation-v2\0");
+        let mut mac = crate::keyed::mac(&self.secret, b"onboarding-activation-v2\0");
         for part in [tenant.as_str(), customer_id, code.expose()] {
             mac.update(part.as_bytes());
             mac.update(b"\0");

@@ -1,11 +1,10 @@
 //! `Idempotency-Key` (§3.6): the header's rules and the hash of the canonical body that
 //! decides whether a repeated key carries the same request.
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use lambda_http::Request;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::{ApiError, FieldError, header};
 
@@ -61,10 +60,7 @@ impl BodyHasher {
             Ok(value) => canonical(&value),
             Err(_) => String::from_utf8_lossy(body).into_owned(),
         };
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.expose_secret().as_bytes())
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any size"));
-        mac.update(b"onboarding-idempotency-body-v1\0");
+        let mut mac = crate::keyed::mac(&self.secret, b"onboarding-idempotency-body-v1\0");
         mac.update(text.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -133,7 +129,7 @@ mod tests {
     /// plain SHA-256 of the canonical body nor a hash without the server's secret.
     #[test]
     fn the_body_hash_needs_the_server_secret() {
-        use sha2::Digest;
+        use sha2::{Digest, Sha256};
         let body = br#"{"email":"a@example.com","password":"SecurePass123!"}"#;
         let hasher = BodyHasher::new(SecretString::from("k".repeat(32)));
         let plain = hex::encode(Sha256::digest(canonical(

@@ -54,6 +54,12 @@ impl Dice {
     }
 }
 
+/// The test run's moto as `host:port` (`make test` starts it and sets the endpoint).
+fn moto_upstream() -> String {
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    moto.trim_start_matches("http://").to_owned()
+}
+
 /// Listens on a free local port and hands each connection to `handle`; returns the URL.
 async fn listen<F, Fut>(handle: F) -> String
 where
@@ -294,8 +300,7 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     // through. Answered 503, the customer would never get its code: a retry meets its e-mail
     // (409) without learning its id, a keyed retry replays the 201 written with the
     // transaction ("SENT"). One consistent read finds the customer, and the request goes on.
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let proxy = CutOffProxy::start(upstream, "emailNormalized").await;
     let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
@@ -368,8 +373,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
     // The SDK retries a write whose answer was lost. Counting the last allowed attempt twice
     // would refuse the right code with 429; a retried switch would read as someone else's
     // activation (409). The write carries the attempt's id, so its retry recognises it.
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     for wrong in [4, 0] {
         let proxy = LosingProxy::start(upstream.clone(), "attemptIds").await;
         let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
@@ -423,8 +427,7 @@ async fn a_resend_whose_dynamodb_answer_is_lost_still_sends_its_code() {
     // The SDK retries the new code's write whose answer was lost; the retry fails its version
     // condition against the write itself. Taken for another resend's, it answered 429 after the
     // old code was replaced and the new one never sent: no working code at all.
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let proxy = LosingProxy::start(upstream, "resendTimes").await;
     let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
@@ -448,8 +451,7 @@ async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() 
     // The SDK retries the Idempotency-Key claim whose answer was lost after moto applied it.
     // The retry meets the claim it made itself: read as a twin's, it answered 409
     // REQUEST_IN_PROGRESS to its own request (and the key stayed locked for a minute).
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let proxy = LosingProxy::start(upstream, "lockExpiresAt").await;
     let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
@@ -472,8 +474,7 @@ async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() 
 #[tokio::test]
 async fn under_injected_faults_every_answer_is_designed_and_no_write_is_partial() {
     let counts = Arc::new(FaultCounts::default());
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let proxy = start_proxy(upstream, 0x5eed_1234_abcd, counts.clone()).await;
     // A generous deadline: a request cut by it after its write reached moto would be a 503
     // that wrote, which the faults here never cause (they strike before moto).
@@ -654,8 +655,7 @@ async fn start_slow_proxy(upstream: String, delay: Duration) -> String {
 /// read the customer before either writes, so the loser's write fails its condition.
 #[tokio::test]
 async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let proxy = start_slow_proxy(upstream, Duration::from_millis(150)).await;
     let stack = Stack::start_with_dynamodb(Some(proxy)).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
@@ -692,8 +692,7 @@ async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
 /// request with time enough registers once.
 #[tokio::test]
 async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
-    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
-    let upstream = moto.trim_start_matches("http://").to_owned();
+    let upstream = moto_upstream();
     let slow = start_slow_proxy(upstream, Duration::from_millis(1200)).await;
     let stack = Stack::start_with(Some(slow.clone()), Duration::from_secs(6)).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
