@@ -12,7 +12,26 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
-    let _ = subscriber(std::io::stdout, &level, Format::from_env_value(&format)).try_init();
+    if subscriber(std::io::stdout, &level, Format::from_env_value(&format))
+        .try_init()
+        .is_ok()
+    {
+        std::panic::set_hook(Box::new(log_panic));
+    }
+}
+
+/// A panic as one log line in the function's format, within the request's span (its ids), with
+/// where it happened. Not its message: an `unwrap` of an error or an `expect` can carry request
+/// data (the default hook would print it to stderr as plain text).
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    tracing::error!(
+        location,
+        "panicked (the message is not logged: it may hold request data)"
+    );
 }
 
 /// The line format Lambda's `LoggingConfig.LogFormat` asks for.
@@ -36,23 +55,13 @@ impl Format {
     }
 }
 
-/// Crates whose debug/trace output would carry request bodies or DynamoDB items (personal
-/// data, hashes): held at `warn` whatever level is asked for.
-const QUIET: [&str; 14] = [
-    "lambda_runtime",
-    "lambda_http",
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http_client",
-    "aws_sdk_dynamodb",
-    "aws_sdk_sesv2",
-    "aws_config",
-    "aws_runtime",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "rustls",
-    "tower",
+/// Crates whose debug/trace output would carry request bodies, signed headers or DynamoDB
+/// items (personal data, hashes): held at `warn` whatever level is asked for. Each entry is a
+/// prefix of targets (as `Targets` matches them): `aws_` takes in every SDK and smithy crate
+/// (`aws_sigv4` logs the canonical request at trace), `lambda_` the runtime's crates,
+/// `hyper` also `hyper_util`, `metrics` the EMF collector.
+const QUIET: [&str; 7] = [
+    "aws_", "lambda_", "hyper", "h2", "rustls", "tower", "metrics",
 ];
 
 /// `asked` is a level (Lambda's `TRACE` … `FATAL`, any case) or `RUST_LOG`-style
@@ -136,37 +145,73 @@ where
 
 /// CloudWatch Embedded Metric Format: the handlers record with the `metrics` macros (no-ops
 /// where nothing is installed: the local gateway, tests); a Lambda installs the collector at
-/// cold start and flushes one EMF document per invocation.
+/// cold start and flushes it at the end of every invocation (one document per dimension set).
 pub mod emf {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     pub use metrics_cloudwatch_embedded::Collector;
 
-    /// Installs the collector (namespace `OnboardingApi`, dimension `Function`).
+    /// Every counter the functions record (`Count` in the documents).
+    pub const COUNTERS: [&str; 12] = [
+        "ColdStart",
+        "DynamoDbRequests",
+        "DynamoDbRetries",
+        "RegistrationsCreated",
+        "RegistrationsRejected",
+        "IdempotentReplays",
+        "ActivationsSucceeded",
+        "ActivationsFailed",
+        "ActivationCodesResent",
+        "ResendsRefused",
+        "ActivationDeliveriesFailed",
+        "Requests",
+    ];
+
+    /// Installs the collector (namespace `OnboardingApi`, dimension `Function`), then gives
+    /// the metrics their units: a description is kept by the recorder installed when it is
+    /// made, so made before, it would go to the no-op recorder and the documents would carry
+    /// no `Unit`.
     pub fn init(function: &'static str) -> Option<&'static Collector> {
+        let collector = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace("OnboardingApi")
+            .with_dimension("Function", function)
+            .init()
+            .ok()?;
+        describe();
+        Some(collector)
+    }
+
+    fn describe() {
         metrics::describe_histogram!(
             "Argon2Time",
             metrics::Unit::Milliseconds,
             "Argon2id hash time"
         );
-        metrics_cloudwatch_embedded::Builder::new()
-            .cloudwatch_namespace("OnboardingApi")
-            .with_dimension("Function", function)
-            .init()
-            .ok()
+        for name in COUNTERS {
+            metrics::describe_counter!(name, metrics::Unit::Count, "");
+        }
     }
 
     static WARM: AtomicBool = AtomicBool::new(false);
 
     /// Ends an invocation: counts a cold start once, then writes the invocation's metrics.
     pub fn flush(collector: Option<&'static Collector>, request_id: &str) {
+        flush_to(collector, request_id, std::io::stdout().lock());
+    }
+
+    /// [`flush`] to another writer (the tests read the documents).
+    pub fn flush_to(
+        collector: Option<&'static Collector>,
+        request_id: &str,
+        writer: impl std::io::Write,
+    ) {
         let Some(collector) = collector else { return };
         if !WARM.swap(true, Ordering::SeqCst) {
             metrics::counter!("ColdStart").increment(1);
         }
         let _ = collector
             .set_property("requestId", request_id.to_owned())
-            .flush(std::io::stdout().lock());
+            .flush(writer);
     }
 }
 
@@ -238,6 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn lines_within_a_request_carry_its_ids_at_any_level_asked_for() {
+        for asked in ["warn", "info", "trace"] {
+            let lines = Lines::default();
+            let out = lines.clone();
+            let subscriber = super::subscriber(move || out.clone(), asked, Format::Json);
+            let _default = tracing::subscriber::set_default(subscriber);
+            let work = async {
+                crate::api::outcome::record_route("POST /registration");
+                crate::api::outcome::record_tenant("t1");
+                tracing::warn!("storage unavailable");
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(crate::api::outcome::in_request_span("req-9", work));
+            let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+            let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+            assert_eq!(line["message"], "storage unavailable", "{asked}: {text}");
+            assert_eq!(line["span"]["request_id"], "req-9", "{asked}: {text}");
+            assert_eq!(line["span"]["route"], "POST /registration", "{asked}");
+            assert_eq!(line["span"]["tenant_id"], "t1", "{asked}");
+        }
+    }
+
+    #[test]
     fn text_lines_when_lambda_asks_for_text() {
         assert_eq!(Format::from_env_value("Text"), Format::Text);
         assert_eq!(Format::from_env_value("JSON"), Format::Json);
@@ -265,6 +335,17 @@ mod tests {
             ("debug", "registration", L::DEBUG, true),
             ("debug", "hyper_util::client", L::DEBUG, false),
             ("trace", "aws_smithy_runtime", L::INFO, false),
+            ("trace", "aws_sigv4::http_request::sign", L::TRACE, false),
+            ("debug", "aws_sdk_secretsmanager::client", L::DEBUG, false),
+            ("debug", "aws_smithy_http::body", L::DEBUG, false),
+            (
+                "trace",
+                "metrics_cloudwatch_embedded::collector",
+                L::INFO,
+                false,
+            ),
+            ("trace", "lambda_runtime_api_client", L::DEBUG, false),
+            ("trace", "lambda_runtime_api_client", L::WARN, true),
             ("error", "shared", L::WARN, false),
             ("error", "aws_config", L::WARN, false),
             ("ERROR", "aws_config", L::ERROR, true),
@@ -317,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn an_invocation_flushes_one_emf_document_with_its_business_metrics() {
+    fn an_invocation_flushes_its_business_metrics_with_units_and_one_cold_start() {
         let collector = super::emf::init("registration").expect("first recorder in this binary");
         crate::api::outcome::finish(
             "POST /registration",
@@ -355,19 +436,17 @@ mod tests {
             code: crate::activation::code::ActivationCode::generate().unwrap(),
             expires_at: chrono::Utc::now(),
         };
-        let sent = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
-            .unwrap()
-            .block_on(crate::activation::delivery::deliver(
-                &Refusing, &message, "req-emf", None,
-            ));
-        assert!(!sent);
-        metrics::counter!("DynamoDbRetries").increment(2);
-        let mut out = Vec::new();
-        collector
-            .set_property("requestId", "req-emf")
-            .flush(&mut out)
             .unwrap();
+        let sent = runtime.block_on(crate::activation::delivery::deliver(
+            &Refusing, &message, "req-emf", None,
+        ));
+        assert!(!sent);
+        let password = crate::domain::Password::parse("Emf-metrics-passw0rd!", &[]).unwrap();
+        runtime.block_on(crate::password::hash(password)).unwrap();
+        let mut out = Vec::new();
+        super::emf::flush_to(Some(collector), "req-emf", &mut out);
         let text = String::from_utf8(out).unwrap();
         let docs: Vec<serde_json::Value> = text
             .lines()
@@ -384,10 +463,46 @@ mod tests {
             "OnboardingApi"
         );
         assert_eq!(rejected["requestId"], "req-emf");
-        assert!(text.contains("DynamoDbRetries"));
         // A replay is counted as one, not as a second registration created.
         assert!(text.contains("IdempotentReplays"), "{text}");
         assert!(!text.contains("RegistrationsCreated"), "{text}");
         assert!(text.contains("ActivationDeliveriesFailed"), "{text}");
+        // Every metric carries its unit: the hash time in milliseconds, counters as counts.
+        let units: std::collections::BTreeMap<String, String> = docs
+            .iter()
+            .flat_map(|d| {
+                d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            })
+            .map(|m| {
+                let name = m["Name"].as_str().unwrap().to_owned();
+                let unit = m["Unit"].as_str().unwrap_or("none").to_owned();
+                (name, unit)
+            })
+            .collect();
+        assert_eq!(units["Argon2Time"], "Milliseconds", "{text}");
+        for counter in [
+            "ColdStart",
+            "RegistrationsRejected",
+            "ActivationDeliveriesFailed",
+        ] {
+            assert_eq!(units[counter], "Count", "{counter} in {text}");
+        }
+        // The first invocation of the process counts the cold start, the next one does not.
+        crate::api::outcome::finish(
+            "POST /registration",
+            "req-emf-2",
+            Some("t1"),
+            std::time::Instant::now(),
+            Err(crate::api::ApiError::EmailAlreadyExists),
+        );
+        let mut out = Vec::new();
+        super::emf::flush_to(Some(collector), "req-emf-2", &mut out);
+        let second = String::from_utf8(out).unwrap();
+        assert!(second.contains("RegistrationsRejected"), "{second}");
+        assert!(second.contains("\"requestId\":\"req-emf-2\""), "{second}");
+        assert!(!second.contains("ColdStart"), "{second}");
     }
 }

@@ -17,7 +17,10 @@ use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules
 use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
-use shared::api::outcome::{answer_by, finish, storage_failure, time_to_write, within_deadline};
+use shared::api::outcome::{
+    answer_by, finish, in_request_span, record_route, storage_failure, time_to_write,
+    within_deadline,
+};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
 use shared::clock::Clock;
@@ -28,6 +31,7 @@ use shared::store::{CustomerStore, StoreError};
 
 const ACTIVATE: &str = "POST /{customerId}/activation";
 const RESEND: &str = "POST /{customerId}/activation/code";
+const UNROUTED: &str = "-";
 
 /// `{"userId", "code"}` (resend sends only `userId`).
 #[derive(Debug, Default, Deserialize)]
@@ -79,34 +83,38 @@ impl Activation {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(&req);
+        in_request_span(&request_id, self.answer(&req, &request_id, started)).await
+    }
+
+    async fn answer(&self, req: &Request, request_id: &str, started: Instant) -> Response<Body> {
         let mut tenant = None;
-        let (route, result) = match routes::from_request(&req) {
+        let (route, result) = match routes::from_request(req) {
             Ok((route, params)) if route.function == Function::Activation => {
                 let resend = route.path.ends_with("/code");
+                record_route(if resend { RESEND } else { ACTIVATE });
                 let customer_id = routes::param(&params, "customerId")
                     .unwrap_or_default()
                     .to_owned();
                 let result = if resend {
-                    within_deadline(
-                        &req,
-                        self.resend(&req, &request_id, customer_id, &mut tenant),
-                    )
-                    .await
+                    within_deadline(req, self.resend(req, request_id, customer_id, &mut tenant))
+                        .await
                 } else {
                     within_deadline(
-                        &req,
-                        self.activate(&req, &request_id, customer_id, &mut tenant),
+                        req,
+                        self.activate(req, request_id, customer_id, &mut tenant),
                     )
                     .await
                 };
                 (if resend { RESEND } else { ACTIVATE }, result)
             }
-            Ok(_) => (ACTIVATE, Err(ApiError::RouteNotFound)),
-            Err(e) => (ACTIVATE, Err(e)),
+            // Not an activation route (the gateway sends none here): counted as a request, not
+            // as a failed activation.
+            Ok(_) => (UNROUTED, Err(ApiError::RouteNotFound)),
+            Err(e) => (UNROUTED, Err(e)),
         };
         finish(
             route,
-            &request_id,
+            request_id,
             tenant.as_ref().map(TenantId::as_str),
             started,
             result,

@@ -9,7 +9,9 @@ use std::time::Instant;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::api::auth::{self, scopes};
-use shared::api::outcome::{finish, storage_failure, within_deadline};
+use shared::api::outcome::{
+    finish, in_request_span, record_route, storage_failure, within_deadline,
+};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, json_response, request_id};
 use shared::categorization::HierarchyCache;
@@ -39,21 +41,27 @@ impl Categorization {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(&req);
+        in_request_span(&request_id, self.answer(&req, &request_id, started)).await
+    }
+
+    async fn answer(&self, req: &Request, request_id: &str, started: Instant) -> Response<Body> {
         if req.method() == lambda_http::http::Method::OPTIONS {
+            record_route(PREFLIGHT);
             // A CORS preflight (the one route without the JWT authorizer): no data, no
             // token needed; API Gateway adds the configured CORS headers.
             let response = Response::builder()
                 .status(StatusCode::NO_CONTENT)
-                .header("x-request-id", &request_id)
+                .header("x-request-id", request_id)
                 .body(Body::Empty)
                 .unwrap_or_default();
-            return finish(PREFLIGHT, &request_id, None, started, Ok(response));
+            return finish(PREFLIGHT, request_id, None, started, Ok(response));
         }
+        record_route(ROUTE);
         let mut tenant = None;
-        let result = within_deadline(&req, self.lookup(&req, &request_id, &mut tenant)).await;
+        let result = within_deadline(req, self.lookup(req, request_id, &mut tenant)).await;
         finish(
             ROUTE,
-            &request_id,
+            request_id,
             tenant.as_ref().map(TenantId::as_str),
             started,
             result,

@@ -18,7 +18,10 @@ use shared::api::auth::{self, scopes};
 use shared::api::body::{json_bytes, parse_json_collecting};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
-use shared::api::outcome::{answer_by, finish, storage_failure, time_to_write, within_deadline};
+use shared::api::outcome::{
+    answer_by, finish, in_request_span, record_route, storage_failure, time_to_write,
+    within_deadline,
+};
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, body_text, raw_json_response, request_id};
 use shared::categorization::{HierarchyCache, resolve};
@@ -95,15 +98,19 @@ impl Registration {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(&req);
-        let mut tenant = None;
-        let result = within_deadline(&req, self.register(&req, &request_id, &mut tenant)).await;
-        finish(
-            ROUTE,
-            &request_id,
-            tenant.as_ref().map(TenantId::as_str),
-            started,
-            result,
-        )
+        in_request_span(&request_id, async {
+            record_route(ROUTE);
+            let mut tenant = None;
+            let result = within_deadline(&req, self.register(&req, &request_id, &mut tenant)).await;
+            finish(
+                ROUTE,
+                &request_id,
+                tenant.as_ref().map(TenantId::as_str),
+                started,
+                result,
+            )
+        })
+        .await
     }
 
     async fn register(

@@ -41,6 +41,7 @@ pub fn caller(
         .get(tenant_claim)
         .and_then(|t| TenantId::parse(t).ok())
         .ok_or(ApiError::Unauthorized)?;
+    super::outcome::record_tenant(tenant.as_str());
 
     // The HTTP API passes `scope` (and Cognito's `scp`) as a space-separated claim string;
     // `scopes` is filled when the route declares authorization scopes.

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use tracing::Instrument as _;
 
 use super::ApiError;
 use crate::store::StoreError;
@@ -56,6 +57,31 @@ pub fn finish(
         );
     }
     response
+}
+
+/// Runs a request's handling in its span, so that every line logged meanwhile (a storage
+/// warning, a delivery failure) carries the request id, and the route and tenant once they are
+/// known ([`record_route`], [`record_tenant`]). The span is at ERROR level so that it is on at
+/// any level asked for: a WARN line needs the ids as much as an INFO one (a span itself prints
+/// nothing).
+pub async fn in_request_span<T>(request_id: &str, work: impl Future<Output = T>) -> T {
+    let span = tracing::error_span!(
+        "request",
+        request_id,
+        route = tracing::field::Empty,
+        tenant_id = tracing::field::Empty
+    );
+    work.instrument(span).await
+}
+
+/// Names the route in the current request's span.
+pub fn record_route(route: &'static str) {
+    tracing::Span::current().record("route", route);
+}
+
+/// Names the caller's tenant (from the verified token) in the current request's span.
+pub fn record_tenant(tenant: &str) {
+    tracing::Span::current().record("tenant_id", tenant);
 }
 
 /// What answering takes once the work stops: the response, the log line, the metrics

@@ -1463,4 +1463,136 @@ mod tests {
             "the TLS context accepts the four Amazon roots"
         );
     }
+
+    /// Counts of the metrics recorded on this thread.
+    #[derive(Default)]
+    struct Counts(std::sync::Mutex<HashMap<String, std::sync::Arc<std::sync::atomic::AtomicU64>>>);
+
+    impl Counts {
+        fn of(&self, name: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(name)
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    impl metrics::Recorder for Counts {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            let mut counts = self.0.lock().unwrap();
+            metrics::Counter::from_arc(counts.entry(key.name().to_owned()).or_default().clone())
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    /// The retries the EMF metric reports are the SDK's own: a DynamoDB that answers 500 once
+    /// (the SDK retries it) gives two requests and one retry.
+    #[test]
+    fn the_client_counts_its_requests_and_the_sdks_retries() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let counts = Counts::default();
+        let _local = metrics::set_default_local_recorder(&counts);
+        let item = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            // One answer per connection (then closed): a 500 first, then an empty GetItem.
+            tokio::spawn(async move {
+                for (status, body) in [
+                    (
+                        "500 Internal Server Error",
+                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}"#,
+                    ),
+                    ("200 OK", "{}"),
+                ] {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // The head, then the body its content-length announces.
+                    loop {
+                        let n = socket.read(&mut buf).await.unwrap();
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length: usize = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap());
+                            if request.len() >= end + 4 + length || n == 0 {
+                                break;
+                            }
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    socket.write_all(answer.as_bytes()).await.unwrap();
+                    socket.shutdown().await.unwrap();
+                }
+            });
+            let aws = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(url)
+                .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                    aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"),
+                ))
+                .retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .build();
+            client(&aws)
+                .get_item()
+                .table_name("t")
+                .key(keys::PK, AttributeValue::S("a".into()))
+                .key(keys::SK, AttributeValue::S("b".into()))
+                .send()
+                .await
+                .expect("answered on the retry")
+        });
+        assert!(item.item().is_none());
+        assert_eq!(counts.of("DynamoDbRequests"), 2);
+        assert_eq!(counts.of("DynamoDbRetries"), 1);
+    }
 }

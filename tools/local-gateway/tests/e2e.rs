@@ -1240,6 +1240,29 @@ async fn no_log_line_carries_personal_data_codes_or_hashes() {
         .filter(|l| l.contains(&id) || l.contains(&tenant))
         .collect();
     assert!(lines.len() >= 4, "the run logged its requests: {lines:?}");
+    // Lines within a request, not only its last one, carry its ids and route.
+    let registered = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "customer registered" && l["customer_id"] == id.as_str())
+        .expect("the registration's own line");
+    assert_eq!(
+        registered["span"]["route"], "POST /registration",
+        "{registered}"
+    );
+    assert_eq!(
+        registered["span"]["tenant_id"],
+        tenant.as_str(),
+        "{registered}"
+    );
+    let request_id = registered["request_id"].as_str().unwrap();
+    assert_eq!(registered["span"]["request_id"], request_id, "{registered}");
+    assert!(
+        support::logged_lines_of(request_id)
+            .iter()
+            .any(|l| l["message"] == "request completed" && l["status"] == 201),
+        "the request's last line is in the same span"
+    );
     let token = stack.token(&tenant, None);
     for secret in [
         email.as_str(),

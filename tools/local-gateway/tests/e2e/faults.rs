@@ -601,17 +601,20 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
         (
             super::support::REGISTRATION.to_owned(),
             contract_body(&tenant, "late@example.com").to_string(),
+            "POST /registration",
         ),
         (
             format!("/api/v2.1/customer/individual/{customer}/activation"),
             json!({"userId": "late@example.com", "code": "12345678"}).to_string(),
+            "POST /{customerId}/activation",
         ),
         (
             format!("/api/v2.1/customer/individual/{customer}/activation/code"),
             json!({"userId": "late@example.com"}).to_string(),
+            "POST /{customerId}/activation/code",
         ),
     ];
-    for (path, body) in requests {
+    for (path, body, route) in requests {
         let started = std::time::Instant::now();
         let reply = stack.post_raw(&path, &token, &tenant, &body).await;
         let took = started.elapsed();
@@ -622,6 +625,19 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
             took < Duration::from_millis(2900),
             "{path}: answered after {took:?}"
         );
+        // The line saying why (the deadline came, or too little was left to start a write)
+        // carries the request's ids, as its last line does.
+        let request_id = reply.headers["x-request-id"].to_str().unwrap();
+        let lines = super::support::logged_lines_of(request_id);
+        let why = lines
+            .iter()
+            .find(|l| {
+                l["message"] == "the invocation's deadline came before the request finished"
+                    || l["message"] == "too little of the invocation's time left to start a write"
+            })
+            .unwrap_or_else(|| panic!("{path}: no line saying why in its span: {lines:?}"));
+        assert_eq!(why["span"]["tenant_id"], tenant.as_str(), "{why}");
+        assert_eq!(why["span"]["route"], route, "{why}");
     }
     let started = std::time::Instant::now();
     let lookup = stack

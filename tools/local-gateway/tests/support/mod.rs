@@ -47,6 +47,15 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
 }
 
+/// The captured log lines logged within one request's span (by its request id).
+pub fn logged_lines_of(request_id: &str) -> Vec<Value> {
+    captured_logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["request_id"] == request_id)
+        .collect()
+}
+
 /// The run's table, created once from `template.yaml`.
 async fn table(client: &Client) -> String {
     TABLE
