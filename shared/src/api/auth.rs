@@ -43,16 +43,20 @@ pub fn caller(
         .ok_or(ApiError::Unauthorized)?;
     super::outcome::record_tenant(tenant.as_str());
 
-    // The HTTP API passes `scope` (and Cognito's `scp`) as a space-separated claim string;
-    // `scopes` is filled when the route declares authorization scopes.
+    // The HTTP API passes `scope` (and `scp`, as Okta and Entra ID name it) as a claim
+    // string: space-separated scope tokens (RFC 6749 §3.3), or an array claim rendered as
+    // `[a b]`. Only whitespace separates tokens: a token may itself contain `,` or brackets,
+    // and `a,onboarding/customers.write` is not the scope `onboarding/customers.write`.
     let mut scopes: Vec<String> = ["scope", "scp"]
         .iter()
         .filter_map(|name| jwt.claims.get(*name))
         .flat_map(|value| {
+            let value = value.trim();
             value
-                .trim_matches(|c| c == '[' || c == ']')
-                .split([' ', ','])
-                .filter(|s| !s.is_empty())
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .unwrap_or(value)
+                .split_whitespace()
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
@@ -151,6 +155,31 @@ mod tests {
                 required: scopes::CUSTOMERS_WRITE
             })
         );
+    }
+
+    #[test]
+    fn scopes_are_whitespace_separated_tokens_or_an_array_claim() {
+        // (scope claim, holds onboarding/customers.write)
+        let cases = [
+            (r#""scope":"onboarding/customers.write""#, true),
+            (r#""scope":"openid  onboarding/customers.write\tx""#, true),
+            (r#""scp":"[onboarding/x onboarding/customers.write]""#, true),
+            (r#""scope":"[onboarding/customers.write]""#, true),
+            (r#""scope":"a,onboarding/customers.write""#, false),
+            (r#""scope":"onboarding/customers.write,b""#, false),
+            (r#""scope":"[a,onboarding/customers.write]""#, false),
+            (r#""scope":"onboarding/customers.write]""#, false),
+            (r#""scope":"onboarding/customers.writer""#, false),
+            (r#""scope":"""#, false),
+        ];
+        for (claim, allowed) in cases {
+            let req = event(&format!(r#"{{"tenant_id":"t1",{claim}}}"#), None);
+            assert_eq!(
+                caller(&req, "tenant_id", scopes::CUSTOMERS_WRITE).is_ok(),
+                allowed,
+                "{claim}"
+            );
+        }
     }
 
     #[test]
