@@ -97,6 +97,23 @@ impl LocalAuthorizer {
         )
         .map_err(|e| Rejected(e.to_string()))?;
         let claims = data.claims;
+        // API Gateway's JWT authorizer: `exp` after now, and `iat`, if present, not after
+        // now (jsonwebtoken still takes `exp == now` and never reads `iat`).
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        if claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .is_some_and(|exp| exp <= now)
+        {
+            return Err(Rejected("expired".into()));
+        }
+        if claims
+            .get("iat")
+            .and_then(Value::as_f64)
+            .is_some_and(|iat| iat > now)
+        {
+            return Err(Rejected("issued in the future".into()));
+        }
         // HTTP API accepts the audience in `aud` (a string or a list) or in `client_id`.
         let audience_ok = match claims.get("aud") {
             Some(Value::String(a)) => a == &self.audience,

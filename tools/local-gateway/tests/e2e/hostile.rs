@@ -1212,6 +1212,19 @@ fn registration_request_cases(ctx: &Ctx) -> Vec<Case> {
             UNAUTHORIZED,
         ),
         case(
+            "a token issued in the future",
+            ok().auth(&ctx.signed(json!({
+                "iat": chrono::Utc::now().timestamp() + 3600,
+                "exp": chrono::Utc::now().timestamp() + 7200,
+            }))),
+            UNAUTHORIZED,
+        ),
+        case(
+            "a token expiring this second",
+            ok().auth(&ctx.signed(json!({"exp": chrono::Utc::now().timestamp()}))),
+            UNAUTHORIZED,
+        ),
+        case(
             "a token of another issuer",
             ok().auth(&ctx.signed(json!({"iss": "https://evil.example.com"}))),
             UNAUTHORIZED,
