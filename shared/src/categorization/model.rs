@@ -119,6 +119,18 @@ impl std::fmt::Display for HierarchyProblem {
     }
 }
 
+/// Whether a client can send `text` as it is: a client's ids, parameter keys and values are
+/// trimmed, put in NFC and capped before they are compared (§1.4), so a stored one with outer
+/// spaces, another normal form, invisible characters or over the cap could never be matched,
+/// and a default chosen from it would be a value the API refuses when sent.
+fn sendable(text: &str) -> bool {
+    crate::domain::clean_text(text, crate::registration::validate::MAX_TEXT)
+        .is_ok_and(|clean| clean == text)
+}
+
+/// What `sendable` asks, for the admin's message.
+const SENDABLE: &str = "1-100 characters, trimmed, in NFC, no control or invisible characters";
+
 /// Codes become parts of DynamoDB sort keys: keep them to a safe alphabet.
 fn valid_code(code: &str) -> bool {
     (1..=64).contains(&code.len())
@@ -174,8 +186,11 @@ impl Hierarchy {
                     category.category_id
                 ));
             }
-            if category.database_id.trim().is_empty() {
-                say(format!("category {code} has no databaseId"));
+            if !sendable(&category.database_id) {
+                say(format!(
+                    "category {code}: databaseId {:?} is not {SENDABLE}",
+                    category.database_id
+                ));
             }
             for feature in &category.available_features {
                 if !self.features.contains_key(feature) {
@@ -198,8 +213,11 @@ impl Hierarchy {
                     feature.feature_code
                 ));
             }
-            if feature.database_id.trim().is_empty() {
-                say(format!("feature {code} has no databaseId"));
+            if !sendable(&feature.database_id) {
+                say(format!(
+                    "feature {code}: databaseId {:?} is not {SENDABLE}",
+                    feature.database_id
+                ));
             }
             for (key, values) in &feature.allowed_values {
                 if values.is_empty() {
@@ -218,8 +236,10 @@ impl Hierarchy {
                     {
                         say(format!("feature {code} key {key}: range {value} is empty"));
                     }
-                    if value.trim().is_empty() {
-                        say(format!("feature {code} key {key}: empty allowed value"));
+                    if !sendable(value) {
+                        say(format!(
+                            "feature {code} key {key}: allowed value {value:?} is not {SENDABLE}"
+                        ));
                     }
                 }
             }
@@ -229,6 +249,16 @@ impl Hierarchy {
             ] {
                 for key in repeated(keys, |k| k.to_owned()) {
                     say(format!("feature {code}: {list} names {key} twice"));
+                }
+            }
+            for key in feature
+                .allowed_values
+                .keys()
+                .chain(&feature.mandatory_keys)
+                .chain(&feature.multi_value_keys)
+            {
+                if !sendable(key) {
+                    say(format!("feature {code}: key {key:?} is not {SENDABLE}"));
                 }
             }
             // Clients' keys are matched loosely (§3.3): two keys spelled alike would make one
@@ -412,6 +442,58 @@ mod tests {
                         .insert("DAILY_LIMIT".into(), vec!["1".into()]);
                 },
                 "two keys spelled like dailylimit",
+            ),
+            (
+                "an allowed value with a trailing space",
+                |h| {
+                    let f = h.features.get_mut("MEDIUM_RISK_PROFILE").unwrap();
+                    f.allowed_values.get_mut("riskLevel").unwrap()[1] = "MEDIUM ".into();
+                },
+                "allowed value \"MEDIUM \" is not 1-100 characters, trimmed",
+            ),
+            (
+                "an allowed value not in NFC",
+                |h| {
+                    let f = h.features.get_mut("MEDIUM_RISK_PROFILE").unwrap();
+                    f.allowed_values.get_mut("riskLevel").unwrap()[0] = "LOWe\u{301}".into();
+                },
+                "is not 1-100 characters, trimmed, in NFC",
+            ),
+            (
+                "an allowed value over 100 characters",
+                |h| {
+                    let f = h.features.get_mut("MEDIUM_RISK_PROFILE").unwrap();
+                    f.allowed_values.get_mut("riskLevel").unwrap()[0] = "L".repeat(101);
+                },
+                "is not 1-100 characters",
+            ),
+            (
+                "a key with a zero-width space",
+                |h| {
+                    let f = h.features.get_mut("MEDIUM_RISK_PROFILE").unwrap();
+                    let values = f.allowed_values.remove("pep").unwrap();
+                    f.allowed_values.insert("pep\u{200B}".into(), values);
+                    f.mandatory_keys.retain(|k| k != "pep");
+                },
+                "key \"pep\\u{200b}\" is not",
+            ),
+            (
+                "a databaseId with outer spaces",
+                |h| {
+                    let c = h.categories.get_mut("LOW_RISK_INDIVIDUAL").unwrap();
+                    c.database_id = format!(" {} ", c.database_id);
+                },
+                "category LOW_RISK_INDIVIDUAL: databaseId",
+            ),
+            (
+                "an empty feature databaseId",
+                |h| {
+                    h.features
+                        .get_mut("TRANSACTION_LIMITS")
+                        .unwrap()
+                        .database_id = String::new()
+                },
+                "feature TRANSACTION_LIMITS: databaseId \"\" is not",
             ),
             (
                 "too many items",

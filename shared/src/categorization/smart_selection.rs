@@ -80,16 +80,19 @@ fn preferred_number(
     preferred: i64,
     band: (i64, i64),
 ) -> Option<String> {
-    let allows = |n: i64| {
-        values.iter().any(|v| match *v {
-            AllowedValue::Literal(lit) => parse_integer(lit) == Some(n),
-            AllowedValue::Range(lo, hi) => (lo..=hi).contains(&n),
+    // In the list's spelling ("020000" stays so): a client's value is matched against a
+    // literal by its text, so a default spelled otherwise would be one the API refuses.
+    values
+        .iter()
+        .find_map(|v| match *v {
+            AllowedValue::Literal(lit) => {
+                (parse_integer(lit) == Some(preferred)).then(|| lit.to_owned())
+            }
+            AllowedValue::Range(lo, hi) => (lo..=hi)
+                .contains(&preferred)
+                .then(|| preferred.to_string()),
         })
-    };
-    if allows(preferred) {
-        return Some(preferred.to_string());
-    }
-    first_in_band(values, band, preferred)
+        .or_else(|| first_in_band(values, band, preferred))
 }
 
 /// The first list entry inside `band` (a range entry overlapping it gives its point nearest
@@ -179,6 +182,9 @@ mod tests {
                 Some("20000"),
             ),
             ("monthlyLimit", &["5000", "18000", "50000"], Some("18000")),
+            // The preferred amount in the list's own spelling, which a client could send.
+            ("monthlyLimit", &["5000", "020000", "50000"], Some("020000")),
+            ("dailyLimit", &["+5000", "10000"], Some("+5000")),
             ("monthlyLimit", &["1000", "2000", "3000"], Some("2000")),
             ("monthlyLimit", &["10000-30000"], Some("20000")),
             ("monthlyLimit", &["21000-40000"], Some("21000")),

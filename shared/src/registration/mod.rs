@@ -4,7 +4,7 @@
 
 mod customer;
 mod dto;
-mod validate;
+pub(crate) mod validate;
 
 pub use customer::{
     Address, Audit, Contact, Customer, CustomerStatus, Person, User, UserStatus, timestamp,

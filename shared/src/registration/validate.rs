@@ -20,7 +20,9 @@ const MAX_CONTACTS: usize = 10;
 const MAX_ROLES: usize = 10;
 const MAX_RELATIONS: usize = 50;
 const MAX_PARAMETERS: usize = 100;
-const MAX_TEXT: usize = 100;
+/// Free-text fields, ids, parameter keys and values (the hierarchy check keeps what a tenant
+/// stores within it: `Hierarchy::problems`).
+pub(crate) const MAX_TEXT: usize = 100;
 const MAX_PINCODE: usize = 20;
 
 /// What validation needs besides the body.
