@@ -16,21 +16,38 @@ const MAX_TENANTS: usize = 1024;
 /// hierarchy is at most `MAX_HIERARCHY_JSON_BYTES`, so at least 128 of the largest fit.
 const MAX_CACHED_BYTES: usize = 32 * 1024 * 1024;
 
+/// Longest a "no hierarchy" answer is kept: a tenant's first hierarchy, put by an operator
+/// while warm functions have already looked, is seen within this rather than the full TTL
+/// (404 `CATEGORIZATION_NOT_FOUND` and `CATEGORY_REQUIRED` meanwhile). Only verified tenants
+/// get here, so the extra reads are a misconfigured tenant's, one per function per 5 s.
+pub const MISS_TTL: Duration = Duration::from_secs(5);
+
 /// When it was read, the answer, and the answer's size as JSON.
 type Entry = (Instant, Option<Arc<Hierarchy>>, usize);
 
-/// Caches `HierarchySource` answers (including "none") for `ttl`.
+/// Caches `HierarchySource` answers for `ttl`, and "none" for at most [`MISS_TTL`].
 pub struct HierarchyCache {
     source: Arc<dyn HierarchySource>,
     ttl: Duration,
+    miss_ttl: Duration,
     entries: Mutex<HashMap<TenantId, Entry>>,
 }
 
 impl HierarchyCache {
     pub fn new(source: Arc<dyn HierarchySource>, ttl: Duration) -> Self {
+        Self::with_miss_ttl(source, ttl, MISS_TTL)
+    }
+
+    /// As [`HierarchyCache::new`], keeping "none" for `miss_ttl` (at most `ttl`).
+    pub fn with_miss_ttl(
+        source: Arc<dyn HierarchySource>,
+        ttl: Duration,
+        miss_ttl: Duration,
+    ) -> Self {
         Self {
             source,
             ttl,
+            miss_ttl: miss_ttl.min(ttl),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -59,7 +76,12 @@ impl HierarchyCache {
     pub fn cached(&self, tenant: &TenantId) -> Option<Option<Arc<Hierarchy>>> {
         let entries = self.entries.lock().ok()?;
         let (at, value, _) = entries.get(tenant)?;
-        (at.elapsed() < self.ttl).then(|| value.clone())
+        let ttl = if value.is_some() {
+            self.ttl
+        } else {
+            self.miss_ttl
+        };
+        (at.elapsed() < ttl).then(|| value.clone())
     }
 }
 
@@ -89,6 +111,49 @@ mod tests {
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
         cache.get(&TenantId::parse("t2").unwrap()).await.unwrap();
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
+    }
+
+    /// No hierarchy until its second read, counting reads.
+    struct PutLater(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl HierarchySource for PutLater {
+        async fn load_hierarchy(&self, t: &TenantId) -> Result<Option<Hierarchy>, StoreError> {
+            let reads = self.0.fetch_add(1, Ordering::SeqCst);
+            Ok((reads > 0).then(|| Hierarchy {
+                tenant_id: t.clone(),
+                tenant_name: "Put later".into(),
+                compliance_level: None,
+                default_category_id: None,
+                categories: Default::default(),
+                features: Default::default(),
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn no_hierarchy_is_kept_for_the_miss_ttl_and_a_found_one_for_the_ttl() {
+        let source = Arc::new(PutLater(AtomicUsize::new(0)));
+        let miss_ttl = Duration::from_millis(50);
+        let cache =
+            HierarchyCache::with_miss_ttl(source.clone(), Duration::from_secs(60), miss_ttl);
+        let tenant = TenantId::parse("t1").unwrap();
+        assert!(cache.get(&tenant).await.unwrap().is_none());
+        assert!(cache.get(&tenant).await.unwrap().is_none(), "kept");
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(miss_ttl + Duration::from_millis(20)).await;
+        assert!(cache.get(&tenant).await.unwrap().is_some(), "read again");
+        tokio::time::sleep(miss_ttl + Duration::from_millis(20)).await;
+        assert!(cache.get(&tenant).await.unwrap().is_some());
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            2,
+            "a found one is kept for the TTL"
+        );
+        assert_eq!(MISS_TTL, Duration::from_secs(5));
+        // Never longer than the TTL.
+        let short = HierarchyCache::new(source, Duration::from_millis(10));
+        assert_eq!(short.miss_ttl, Duration::from_millis(10));
     }
 
     #[tokio::test]
