@@ -6,7 +6,7 @@
 //!
 //!   onboarding-bench --dynamodb 127.0.0.1:<moto port> --table <table>
 //!       [--bin-dir target/release] [--events events] [--work-dir .local/bench]
-//!       [--rounds 9] [--init-samples 60] [--cpu-median-ns <ns>] [--function-cpu <cpu>]
+//!       [--rounds 15] [--init-samples 60] [--cpu-median-ns <ns>] [--function-cpu <cpu>]
 //!
 //! BENCH_VERBOSE=1 prints every init and invocation with its DynamoDB calls to stderr.
 
@@ -74,7 +74,7 @@ impl Options {
             table: String::new(),
             events: "events".into(),
             work_dir: ".local/bench".into(),
-            rounds: 9,
+            rounds: 15,
             init_samples: 60,
             cpu_median_ns: None,
             function_cpu: None,
