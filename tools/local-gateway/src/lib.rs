@@ -24,6 +24,7 @@ use shared::api::ApiError;
 use shared::api::routes::{self, Function};
 use shared::clock::{Clock, SystemClock};
 use shared::config::Config;
+use shared::lambda::answer;
 use shared::store::dynamodb::DynamoStore;
 
 pub use jwt::LocalAuthorizer;
@@ -34,11 +35,12 @@ const PREFLIGHT_ROUTE: &str = "OPTIONS /{proxy+}";
 /// API Gateway's own payload limit (the functions enforce the contract's 64 KiB).
 const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
-/// The three functions, as their `main`s build them.
+/// The three functions, as their `main`s build them (shared, so that each request runs as
+/// `shared::lambda::answer` runs it in a Lambda).
 pub struct Functions {
-    pub categorization: Categorization,
-    pub registration: Registration,
-    pub activation: Activation,
+    pub categorization: Arc<Categorization>,
+    pub registration: Arc<Registration>,
+    pub activation: Arc<Activation>,
 }
 
 impl Functions {
@@ -51,8 +53,8 @@ impl Functions {
     ) -> Self {
         let store = Arc::new(store);
         Self {
-            categorization: Categorization::new(config.clone(), store.clone()),
-            registration: Registration::new(
+            categorization: Arc::new(Categorization::new(config.clone(), store.clone())),
+            registration: Arc::new(Registration::new(
                 config.clone(),
                 activation,
                 store.clone(),
@@ -60,8 +62,8 @@ impl Functions {
                 store.clone(),
                 sender.clone(),
                 clock.clone(),
-            ),
-            activation: Activation::new(config, activation, store, sender, clock),
+            )),
+            activation: Arc::new(Activation::new(config, activation, store, sender, clock)),
         }
     }
 
@@ -185,10 +187,22 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
         }
     };
     let f = &gateway.functions;
+    // As the Lambda loop runs each request: a panic is answered 500 and logged there too.
     let response = match function {
-        Some(Function::Registration) => f.registration.handle(lambda_request).await,
-        Some(Function::Activation) => f.activation.handle(lambda_request).await,
-        Some(Function::Categorization) | None => f.categorization.handle(lambda_request).await,
+        Some(Function::Registration) => {
+            answer(Arc::clone(&f.registration), "registration", lambda_request).await
+        }
+        Some(Function::Activation) => {
+            answer(Arc::clone(&f.activation), "activation", lambda_request).await
+        }
+        Some(Function::Categorization) | None => {
+            answer(
+                Arc::clone(&f.categorization),
+                "categorization",
+                lambda_request,
+            )
+            .await
+        }
     };
     to_axum(response)
 }

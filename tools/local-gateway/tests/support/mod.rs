@@ -274,11 +274,11 @@ impl Stack {
         let registration = store_of("RegistrationFunction");
         let gateway = Arc::new(Gateway {
             functions: Functions {
-                categorization: Categorization::new(
+                categorization: Arc::new(Categorization::new(
                     config.clone(),
                     store_of("CategorizationFunction"),
-                ),
-                registration: Registration::new(
+                )),
+                registration: Arc::new(Registration::new(
                     config.clone(),
                     &settings,
                     registration.clone(),
@@ -286,14 +286,14 @@ impl Stack {
                     registration,
                     sender.clone(),
                     clock.clone(),
-                ),
-                activation: Activation::new(
+                )),
+                activation: Arc::new(Activation::new(
                     config,
                     &settings,
                     store_of("ActivationFunction"),
                     sender,
                     clock.clone(),
-                ),
+                )),
             },
             authorizer: authorizer.clone(),
             timeout,
