@@ -12,26 +12,39 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
-    if subscriber(std::io::stdout, &level, Format::from_env_value(&format))
-        .try_init()
-        .is_ok()
-    {
-        std::panic::set_hook(Box::new(log_panic));
-    }
+    let _ = subscriber(std::io::stdout, &level, Format::from_env_value(&format)).try_init();
 }
 
-/// A panic as one log line in the function's format, within the request's span (its ids), with
-/// where it happened. Not its message: an `unwrap` of an error or an `expect` can carry request
-/// data (the default hook would print it to stderr as plain text).
-fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
-    let location = info
-        .location()
-        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-        .unwrap_or_default();
-    tracing::error!(
-        location,
-        "panicked (the message is not logged: it may hold request data)"
-    );
+/// Makes a panic one log line in the function's format (`shared::lambda::run` installs it:
+/// the Lambda functions, not the local gateway or tests, which keep the default hook).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log_panic(&location, &message, !tracing::Span::current().is_none());
+    }));
+}
+
+/// Within a request (its span gives the ids), where it happened but not the message: an
+/// `unwrap` of an error or an `expect` there can carry request data. Outside one (start-up,
+/// the runtime) the message too: it carries none, and says what went wrong.
+fn log_panic(location: &str, message: &str, in_request: bool) {
+    if in_request {
+        tracing::error!(
+            location,
+            "panicked (the message is not logged: it may hold request data)"
+        );
+    } else {
+        tracing::error!(location, panic_message = message, "panicked");
+    }
 }
 
 /// The line format Lambda's `LoggingConfig.LogFormat` asks for.
@@ -305,6 +318,35 @@ mod tests {
             assert_eq!(line["span"]["route"], "POST /registration", "{asked}");
             assert_eq!(line["span"]["tenant_id"], "t1", "{asked}");
         }
+    }
+
+    #[test]
+    fn a_panic_in_a_request_is_logged_without_its_message_and_outside_one_with_it() {
+        let lines = Lines::default();
+        let out = lines.clone();
+        let subscriber = super::subscriber(move || out.clone(), "info", Format::Json);
+        let _default = tracing::subscriber::set_default(subscriber);
+        let in_request = async {
+            super::log_panic("shared/src/x.rs:1:2", "secret@example.com", true);
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(crate::api::outcome::in_request_span("req-p", in_request));
+        super::log_panic("shared/src/config.rs:3:4", "TABLE_NAME is not set", false);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["span"]["request_id"], "req-p", "{text}");
+        assert_eq!(lines[0]["location"], "shared/src/x.rs:1:2");
+        assert!(!text.contains("secret@example.com"), "{text}");
+        assert_eq!(lines[1]["message"], "panicked", "{text}");
+        assert_eq!(lines[1]["location"], "shared/src/config.rs:3:4");
+        assert!(lines[1]["span"].is_null(), "{text}");
+        assert!(text.contains("TABLE_NAME is not set"), "{text}");
     }
 
     #[test]

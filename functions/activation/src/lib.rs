@@ -340,4 +340,17 @@ impl shared::lambda::Handler for Activation {
     fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
         Activation::handle(self, req)
     }
+
+    fn route(&self, req: &Request) -> &'static str {
+        match routes::from_request(req) {
+            Ok((route, _)) if route.function == Function::Activation => {
+                if route.path.ends_with("/code") {
+                    RESEND
+                } else {
+                    ACTIVATE
+                }
+            }
+            _ => UNROUTED,
+        }
+    }
 }

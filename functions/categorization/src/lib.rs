@@ -21,6 +21,7 @@ use shared::store::HierarchySource;
 
 const ROUTE: &str = "GET /categorization/hierarchy/{tenantId}";
 const PREFLIGHT: &str = "OPTIONS /{proxy+}";
+const UNROUTED: &str = "-";
 
 /// The categorization function, built once per cold start.
 pub struct Categorization {
@@ -45,8 +46,9 @@ impl Categorization {
     }
 
     async fn answer(&self, req: &Request, request_id: &str, started: Instant) -> Response<Body> {
-        if req.method() == lambda_http::http::Method::OPTIONS {
-            record_route(PREFLIGHT);
+        let route = route_of(req);
+        record_route(route);
+        if route == PREFLIGHT {
             // A CORS preflight (the one route without the JWT authorizer): no data, no
             // token needed; API Gateway adds the configured CORS headers.
             let response = Response::builder()
@@ -56,11 +58,10 @@ impl Categorization {
                 .unwrap_or_default();
             return finish(PREFLIGHT, request_id, None, started, Ok(response));
         }
-        record_route(ROUTE);
         let mut tenant = None;
         let result = within_deadline(req, self.lookup(req, request_id, &mut tenant)).await;
         finish(
-            ROUTE,
+            route,
             request_id,
             tenant.as_ref().map(TenantId::as_str),
             started,
@@ -105,9 +106,25 @@ impl Categorization {
     }
 }
 
+/// The route label of a request: API Gateway also sends this function every OPTIONS request
+/// and, through `$default`, every unknown route (answered 404/405 under [`UNROUTED`]).
+fn route_of(req: &Request) -> &'static str {
+    if req.method() == lambda_http::http::Method::OPTIONS {
+        return PREFLIGHT;
+    }
+    match routes::from_request(req) {
+        Ok((route, _)) if route.function == Function::Categorization => ROUTE,
+        _ => UNROUTED,
+    }
+}
+
 impl shared::lambda::Handler for Categorization {
     fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
         Categorization::handle(self, req)
+    }
+
+    fn route(&self, req: &Request) -> &'static str {
+        route_of(req)
     }
 }
 

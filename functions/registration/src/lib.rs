@@ -516,6 +516,10 @@ impl shared::lambda::Handler for Registration {
     fn handle(&self, req: Request) -> impl std::future::Future<Output = Response<Body>> + Send {
         Registration::handle(self, req)
     }
+
+    fn route(&self, _: &Request) -> &'static str {
+        ROUTE
+    }
 }
 
 #[cfg(test)]

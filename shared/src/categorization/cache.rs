@@ -134,16 +134,17 @@ mod tests {
     #[tokio::test]
     async fn no_hierarchy_is_kept_for_the_miss_ttl_and_a_found_one_for_the_ttl() {
         let source = Arc::new(PutLater(AtomicUsize::new(0)));
-        let miss_ttl = Duration::from_millis(50);
+        // Long enough that a stalled machine does not pass it between the first two reads.
+        let miss_ttl = Duration::from_millis(500);
         let cache =
             HierarchyCache::with_miss_ttl(source.clone(), Duration::from_secs(60), miss_ttl);
         let tenant = TenantId::parse("t1").unwrap();
         assert!(cache.get(&tenant).await.unwrap().is_none());
         assert!(cache.get(&tenant).await.unwrap().is_none(), "kept");
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(miss_ttl + Duration::from_millis(20)).await;
+        tokio::time::sleep(miss_ttl + Duration::from_millis(100)).await;
         assert!(cache.get(&tenant).await.unwrap().is_some(), "read again");
-        tokio::time::sleep(miss_ttl + Duration::from_millis(20)).await;
+        tokio::time::sleep(miss_ttl + Duration::from_millis(100)).await;
         assert!(cache.get(&tenant).await.unwrap().is_some());
         assert_eq!(
             source.0.load(Ordering::SeqCst),

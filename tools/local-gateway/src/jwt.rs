@@ -194,6 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn tokens_expiring_now_or_issued_later_are_rejected_as_api_gateway_does() {
+        let a = authorizer();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = |exp: u64, iat: u64| json!({"iss":"iss-1","aud":"aud-1","exp": exp,"iat": iat,"tenant_id":"t1"});
+        // Signed and verified within the same second as `now` (or, if a second turns, one
+        // that has passed: refused either way).
+        let expiring_now = a.sign(&claims(now, now - 60));
+        assert!(a.verify(Some(&expiring_now)).is_err(), "exp == now");
+        let issued_later = a.sign(&claims(now + 7200, now + 3600));
+        assert_eq!(
+            a.verify(Some(&issued_later)).unwrap_err().0,
+            "issued in the future"
+        );
+        let fine = a.sign(&claims(now + 60, now));
+        assert!(a.verify(Some(&fine)).is_ok());
+    }
+
+    #[test]
     fn cognito_access_tokens_name_the_audience_in_client_id() {
         let a = authorizer();
         let now = chrono::Utc::now().timestamp();

@@ -189,19 +189,10 @@ async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Resp
     let f = &gateway.functions;
     // As the Lambda loop runs each request: a panic is answered 500 and logged there too.
     let response = match function {
-        Some(Function::Registration) => {
-            answer(Arc::clone(&f.registration), "registration", lambda_request).await
-        }
-        Some(Function::Activation) => {
-            answer(Arc::clone(&f.activation), "activation", lambda_request).await
-        }
+        Some(Function::Registration) => answer(Arc::clone(&f.registration), lambda_request).await,
+        Some(Function::Activation) => answer(Arc::clone(&f.activation), lambda_request).await,
         Some(Function::Categorization) | None => {
-            answer(
-                Arc::clone(&f.categorization),
-                "categorization",
-                lambda_request,
-            )
-            .await
+            answer(Arc::clone(&f.categorization), lambda_request).await
         }
     };
     to_axum(response)
