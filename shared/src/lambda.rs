@@ -80,25 +80,8 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_is_answered_500_internal_error_and_counted_under_its_route() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let out = lines.clone();
-        let writer = move || Writer(out.clone());
-        struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Writer {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_writer(writer)
-            .finish();
+        let (lines, subscriber) =
+            crate::telemetry::capture::subscriber("info", crate::telemetry::Format::Json);
         let _default = tracing::subscriber::set_default(subscriber);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -108,7 +91,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["code"], 500);
         assert_eq!(body["data"]["error"], "INTERNAL_ERROR", "{body}");
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let failed: serde_json::Value = text
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

@@ -49,7 +49,7 @@ fn log_panic(location: &str, message: &str, in_request: bool) {
 
 /// The line format Lambda's `LoggingConfig.LogFormat` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     /// One JSON object per line with `timestamp` (RFC 3339) and `level`: Lambda filters JSON
     /// application logs by `level`, but takes a line without a valid `timestamp` for `INFO`.
     Json,
@@ -228,17 +228,13 @@ pub mod emf {
     }
 }
 
+/// Log lines captured in memory, in the functions' format, for the tests to read.
 #[cfg(test)]
-mod tests {
+pub(crate) mod capture {
     use std::sync::{Arc, Mutex};
 
-    use tracing::Level;
-
-    use super::Format;
-
-    /// Lines written by a subscriber, for inspection.
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Lines(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -250,10 +246,32 @@ mod tests {
         }
     }
 
-    fn logged(format: Format, level: &str) -> String {
+    impl Lines {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// The subscriber `init` installs, at `level` in `format`, and the lines it writes.
+    pub(crate) fn subscriber(
+        level: &str,
+        format: super::Format,
+    ) -> (Lines, impl tracing::Subscriber + Send + Sync + 'static) {
         let lines = Lines::default();
         let out = lines.clone();
-        let subscriber = super::subscriber(move || out.clone(), level, format);
+        (lines, super::subscriber(move || out.clone(), level, format))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::Format;
+    use super::capture;
+
+    fn logged(format: Format, level: &str) -> String {
+        let (lines, subscriber) = capture::subscriber(level, format);
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(
                 request_id = "req-1",
@@ -263,7 +281,7 @@ mod tests {
             tracing::debug!("a debug line");
             tracing::debug!(target: "hyper_util::client", "a quiet crate's debug line");
         });
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     #[test]
@@ -298,9 +316,7 @@ mod tests {
     #[test]
     fn lines_within_a_request_carry_its_ids_at_any_level_asked_for() {
         for asked in ["warn", "info", "trace"] {
-            let lines = Lines::default();
-            let out = lines.clone();
-            let subscriber = super::subscriber(move || out.clone(), asked, Format::Json);
+            let (lines, subscriber) = capture::subscriber(asked, Format::Json);
             let _default = tracing::subscriber::set_default(subscriber);
             let work = async {
                 crate::api::outcome::record_route("POST /registration");
@@ -311,7 +327,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(crate::api::outcome::in_request_span("req-9", work));
-            let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+            let text = lines.text();
             let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
             assert_eq!(line["message"], "storage unavailable", "{asked}: {text}");
             assert_eq!(line["span"]["request_id"], "req-9", "{asked}: {text}");
@@ -322,9 +338,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_a_request_is_logged_without_its_message_and_outside_one_with_it() {
-        let lines = Lines::default();
-        let out = lines.clone();
-        let subscriber = super::subscriber(move || out.clone(), "info", Format::Json);
+        let (lines, subscriber) = capture::subscriber("info", Format::Json);
         let _default = tracing::subscriber::set_default(subscriber);
         let in_request = async {
             super::log_panic("shared/src/x.rs:1:2", "secret@example.com", true);
@@ -334,7 +348,7 @@ mod tests {
             .unwrap()
             .block_on(crate::api::outcome::in_request_span("req-p", in_request));
         super::log_panic("shared/src/config.rs:3:4", "TABLE_NAME is not set", false);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

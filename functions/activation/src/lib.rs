@@ -90,12 +90,12 @@ impl Activation {
         let mut tenant = None;
         let (route, result) = match routes::from_request(req) {
             Ok((route, params)) if route.function == Function::Activation => {
-                let resend = route.path.ends_with("/code");
-                record_route(if resend { RESEND } else { ACTIVATE });
+                let label = label(&route);
+                record_route(label);
                 let customer_id = routes::param(&params, "customerId")
                     .unwrap_or_default()
                     .to_owned();
-                let result = if resend {
+                let result = if label == RESEND {
                     within_deadline(req, self.resend(req, request_id, customer_id, &mut tenant))
                         .await
                 } else {
@@ -105,7 +105,7 @@ impl Activation {
                     )
                     .await
                 };
-                (if resend { RESEND } else { ACTIVATE }, result)
+                (label, result)
             }
             // Not an activation route (the gateway sends none here): counted as a request, not
             // as a failed activation.
@@ -342,15 +342,15 @@ impl shared::lambda::Handler for Activation {
     }
 
     fn route(&self, req: &Request) -> &'static str {
-        match routes::from_request(req) {
-            Ok((route, _)) if route.function == Function::Activation => {
-                if route.path.ends_with("/code") {
-                    RESEND
-                } else {
-                    ACTIVATE
-                }
-            }
-            _ => UNROUTED,
-        }
+        routes::from_request(req).map_or(UNROUTED, |(route, _)| label(&route))
+    }
+}
+
+/// The label a routed request is logged and counted under.
+fn label(route: &routes::Route) -> &'static str {
+    match route.function {
+        Function::Activation if route.path.ends_with("/code") => RESEND,
+        Function::Activation => ACTIVATE,
+        _ => UNROUTED,
     }
 }
