@@ -18,8 +18,8 @@ use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::outcome::{
-    answer_by, finish, in_request_span, record_route, storage_failure, time_to_write,
-    within_deadline,
+    READ_BACK_LIMIT, answer_by, finish, in_request_span, record_route, step_within,
+    storage_failure, time_to_write, within_deadline, write_within,
 };
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
@@ -279,18 +279,39 @@ impl Activation {
         );
         let answer_by = answer_by(req);
         time_to_write(answer_by)?;
-        match self
-            .customers
-            .reissue_code(
-                tenant,
-                &checked.customer_id,
-                state.version,
-                &issued,
-                &history,
-            )
-            .await
-        {
+        let reissued = self.customers.reissue_code(
+            tenant,
+            &checked.customer_id,
+            state.version,
+            &issued,
+            &history,
+        );
+        match write_within(answer_by, reissued).await {
             Ok(()) => {}
+            // Applied though its answer was lost (or still unanswered when its share of the
+            // invocation ended)? Answered 503, the new code would never be sent, the old one
+            // would no longer work, and a retry would be refused for 60 s.
+            Err(StoreError::Unavailable(cause)) => {
+                let applied = step_within(
+                    answer_by,
+                    READ_BACK_LIMIT,
+                    self.customers
+                        .holds_code(tenant, &checked.customer_id, &issued),
+                )
+                .await;
+                match applied {
+                    Some(Ok(true)) => {
+                        tracing::warn!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "the resend's write was applied though its answer was lost");
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(request_id, error = %e, "could not learn whether the resend's write was applied");
+                        return Err(storage_failure(StoreError::Unavailable(cause)));
+                    }
+                    Some(Ok(false)) | None => {
+                        return Err(storage_failure(StoreError::Unavailable(cause)));
+                    }
+                }
+            }
             // Another resend or the activation got there first.
             Err(StoreError::ConditionFailed) => {
                 let now_state = self

@@ -19,8 +19,8 @@ use shared::api::body::{json_bytes, parse_json_collecting};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
 use shared::api::outcome::{
-    answer_by, finish, in_request_span, record_route, storage_failure, time_to_write,
-    within_deadline,
+    READ_BACK_LIMIT, answer_by, finish, in_request_span, record_route, step_within,
+    storage_failure, time_to_write, within_deadline, write_within,
 };
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, body_text, raw_json_response, request_id};
@@ -39,9 +39,8 @@ use shared::store::{
 
 const ROUTE: &str = "POST /registration";
 
-/// The most the read after a write of unknown outcome may take (a consistent `GetItem` takes
-/// milliseconds; DynamoDB unreachable, it would take the SDK's retries).
-const READ_BACK_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most recording a failed e-mail in the Idempotency-Key record may take.
+const RECORD_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The registration function, built once per cold start.
 pub struct Registration {
@@ -347,7 +346,7 @@ impl Registration {
             code: issued.clone(),
         };
         time_to_write(answer_by)?;
-        match self.customers.create_customer(&new).await {
+        match write_within(answer_by, self.customers.create_customer(&new)).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(ApiError::EmailAlreadyExists),
             // The idempotency claim was taken over by a retry: that one will answer.
@@ -356,16 +355,19 @@ impl Registration {
             // applied (its answer lost, the retries not through). Answered 503, such a
             // customer would never get its code: a retry meets its e-mail (409) without
             // learning its id, and a keyed retry would replay a 201 saying "SENT".
+            // The same holds when it is still unanswered at the end of its share of the
+            // invocation, and when DynamoDB is still running it for an SDK retry with the
+            // same token (TransactionInProgressException).
             Err(StoreError::Unavailable(cause)) => {
-                // Only with the time a write would need still left (the code is sent after
-                // it), and briefly: otherwise 503 as before, which releases a held claim.
-                let stored = time_to_write(answer_by).is_ok()
-                    && tokio::time::timeout(
-                        READ_BACK_LIMIT,
-                        self.was_stored(tenant, &customer.id, &new.email_normalized, request_id),
-                    )
-                    .await
-                    .unwrap_or(false);
+                // Briefly, and within the invocation (the write left time for it): otherwise
+                // 503 as before, which releases a held claim.
+                let stored = step_within(
+                    answer_by,
+                    READ_BACK_LIMIT,
+                    self.was_stored(tenant, &customer.id, &new.email_normalized, request_id),
+                )
+                .await
+                .unwrap_or(false);
                 if !stored {
                     return Err(storage_failure(StoreError::Unavailable(cause)));
                 }
@@ -386,9 +388,25 @@ impl Registration {
         let sent = deliver(self.sender.as_ref(), &message, request_id, answer_by).await;
         let body = created(delivery_status(sent));
         if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
-            // Replays must tell the truth about delivery too.
-            if let Err(e) = self.idempotency.complete(&completion).await {
-                tracing::warn!(request_id, error = %e, "could not record the delivery failure for replays");
+            // Replays must tell the truth about delivery too; but this registration is done,
+            // and its 201 must not wait past the deadline for it.
+            let recorded = step_within(
+                answer_by,
+                RECORD_LIMIT,
+                self.idempotency.complete(&completion),
+            )
+            .await;
+            match recorded {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(request_id, error = %e, "could not record the delivery failure for replays");
+                }
+                None => {
+                    tracing::warn!(
+                        request_id,
+                        "no time left to record the delivery failure for replays"
+                    );
+                }
             }
         }
         Ok(raw_json_response(

@@ -105,10 +105,14 @@ pub fn time_left(req: &Request) -> Option<Duration> {
     )
 }
 
-/// What a request must have left before it starts a write: one SDK attempt (3 s) and what
-/// follows it (the e-mail, the Idempotency-Key record). Cut by the deadline after its write,
-/// a request would answer 503 for work that was done.
-pub const WRITE_RESERVE: Duration = Duration::from_secs(4);
+/// What a write leaves of the invocation for the steps after it: reading back a write whose
+/// answer was lost (at most 1 s), the e-mail, and the Idempotency-Key record's last word.
+pub const AFTER_WRITE: Duration = Duration::from_secs(3);
+
+/// What a request must have left before it starts a write: one SDK attempt (3 s) and
+/// [`AFTER_WRITE`]. Cut by the deadline after its write, a request would answer 503 for work
+/// that was done.
+pub const WRITE_RESERVE: Duration = Duration::from_secs(6);
 
 /// What the e-mail after a write leaves for the steps after it.
 pub const SEND_RESERVE: Duration = Duration::from_secs(1);
@@ -130,6 +134,47 @@ pub fn time_to_write(answer_by: Option<Instant>) -> Result<(), ApiError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Runs a write within its share of the invocation: until `answer_by` less [`AFTER_WRITE`].
+/// Still unanswered then (the SDK may be retrying: its operation timeout is 8 s), the write is
+/// dropped and reported `Unavailable`, its outcome unknown as after the SDK's own timeouts, and
+/// the caller still has the time to read back whether it was applied. Cut by the invocation's
+/// deadline instead, a write that was applied would be answered 503 with nothing read back.
+pub async fn write_within<T>(
+    answer_by: Option<Instant>,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(at) = answer_by else {
+        return write.await;
+    };
+    let limit = at
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(AFTER_WRITE);
+    tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "no answer to the write within its {limit:?} of the invocation"
+            )))
+        })
+}
+
+/// The most a read after a write of unknown outcome may take (a consistent `GetItem` takes
+/// milliseconds; DynamoDB unreachable, it would take the SDK's retries).
+pub const READ_BACK_LIMIT: Duration = Duration::from_secs(1);
+
+/// Runs a step after the write (reading it back, recording the e-mail's failure) for at most
+/// `limit` and within the invocation's time: `None` when it did not finish.
+pub async fn step_within<T>(
+    answer_by: Option<Instant>,
+    limit: Duration,
+    step: impl Future<Output = T>,
+) -> Option<T> {
+    let left = answer_by.map_or(limit, |at| {
+        at.saturating_duration_since(Instant::now()).min(limit)
+    });
+    tokio::time::timeout(left, step).await.ok()
 }
 
 /// The time an e-mail after a write may take: until `answer_by` less [`SEND_RESERVE`].
@@ -208,5 +253,61 @@ fn record_metric(route: &'static str, status: u16, code: &'static str) {
             metrics::counter!("ResendsRefused", "Code" => code).increment(1)
         }
         (_, _) => metrics::counter!("Requests", "Code" => code).increment(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never<T>() -> impl Future<Output = T> {
+        std::future::pending()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_gets_the_invocation_less_what_follows_it() {
+        let left = Duration::from_secs(8);
+        let answer_by = Some(Instant::now() + left);
+        let started = tokio::time::Instant::now();
+        let cut = write_within::<()>(answer_by, never()).await;
+        assert!(matches!(cut, Err(StoreError::Unavailable(_))), "{cut:?}");
+        let took = started.elapsed();
+        assert!(
+            took <= left - AFTER_WRITE && took > left - AFTER_WRITE - Duration::from_millis(50),
+            "{took:?}"
+        );
+        // Answered in time, or with no deadline at all: the write's own result.
+        assert!(matches!(
+            write_within(answer_by, async {
+                Err::<(), _>(StoreError::ConditionFailed)
+            })
+            .await,
+            Err(StoreError::ConditionFailed)
+        ));
+        assert_eq!(write_within(None, async { Ok(7) }).await.unwrap(), 7);
+        // Past the write's share already: no time at all.
+        let late = Some(Instant::now() + AFTER_WRITE);
+        assert!(write_within::<()>(late, never()).await.is_err());
+        assert_eq!(started.elapsed(), took, "refused at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_after_the_write_gets_its_limit_within_the_invocation() {
+        let limit = Duration::from_secs(1);
+        for (left, allowed) in [
+            (Some(Duration::from_secs(5)), limit),
+            (Some(Duration::from_millis(300)), Duration::from_millis(300)),
+            (None, limit),
+        ] {
+            let answer_by = left.map(|left| Instant::now() + left);
+            let started = tokio::time::Instant::now();
+            assert_eq!(step_within(answer_by, limit, never::<()>()).await, None);
+            let took = started.elapsed();
+            assert!(
+                took <= allowed && took + Duration::from_millis(50) > allowed,
+                "{left:?}: {took:?}"
+            );
+            assert_eq!(step_within(answer_by, limit, async { 1 }).await, Some(1));
+        }
     }
 }

@@ -165,6 +165,9 @@ where
                             | "RequestLimitExceeded"
                             | "InternalServerError"
                             | "ServiceUnavailable"
+                            // A retry of a transaction (same token) that DynamoDB is still
+                            // running: its outcome is not known yet.
+                            | "TransactionInProgressException"
                     )
                 )
         }
@@ -671,6 +674,19 @@ impl CustomerStore for DynamoStore {
     ) -> Result<(), StoreError> {
         self.reissue_code_impl(tenant, customer_id, expected_version, code, resend)
             .await
+    }
+
+    async fn holds_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &IssuedCode,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::customer(tenant, customer_id);
+        Ok(self
+            .get_consistent((&pk, sk))
+            .await?
+            .is_some_and(|item| holds_keys(&item, code)))
     }
 }
 
@@ -1520,11 +1536,65 @@ mod tests {
         }
     }
 
+    /// A DynamoDB at the returned URL giving `answers` (status line, JSON body), one per
+    /// connection, each after reading the whole request.
+    async fn answering(answers: Vec<(&'static str, &'static str)>) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then the body its content-length announces.
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if request.len() >= end + 4 + length || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                socket.shutdown().await.unwrap();
+            }
+        });
+        url
+    }
+
+    /// A client of the DynamoDB at `url`, making up to `attempts` attempts per call.
+    fn client_of(url: String, attempts: u32) -> Client {
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"),
+            ))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(attempts)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build();
+        client(&aws)
+    }
+
     /// The retries the EMF metric reports are the SDK's own: a DynamoDB that answers 500 once
     /// (the SDK retries it) gives two requests and one retry.
     #[test]
     fn the_client_counts_its_requests_and_the_sdks_retries() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1532,57 +1602,16 @@ mod tests {
         let counts = Counts::default();
         let _local = metrics::set_default_local_recorder(&counts);
         let item = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            // One answer per connection (then closed): a 500 first, then an empty GetItem.
-            tokio::spawn(async move {
-                for (status, body) in [
-                    (
-                        "500 Internal Server Error",
-                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}"#,
-                    ),
-                    ("200 OK", "{}"),
-                ] {
-                    let (mut socket, _) = listener.accept().await.unwrap();
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    // The head, then the body its content-length announces.
-                    loop {
-                        let n = socket.read(&mut buf).await.unwrap();
-                        request.extend_from_slice(&buf[..n]);
-                        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length: usize = text
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse().unwrap());
-                            if request.len() >= end + 4 + length || n == 0 {
-                                break;
-                            }
-                        }
-                    }
-                    let answer = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    socket.write_all(answer.as_bytes()).await.unwrap();
-                    socket.shutdown().await.unwrap();
-                }
-            });
-            let aws = aws_config::SdkConfig::builder()
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(url)
-                .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-                    aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"),
-                ))
-                .retry_config(
-                    aws_config::retry::RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(Duration::from_millis(1)),
-                )
-                .build();
-            client(&aws)
+            // A 500 first, then an empty GetItem.
+            let url = answering(vec![
+                (
+                    "500 Internal Server Error",
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}"#,
+                ),
+                ("200 OK", "{}"),
+            ])
+            .await;
+            client_of(url, 3)
                 .get_item()
                 .table_name("t")
                 .key(keys::PK, AttributeValue::S("a".into()))
@@ -1594,5 +1623,62 @@ mod tests {
         assert!(item.item().is_none());
         assert_eq!(counts.of("DynamoDbRequests"), 2);
         assert_eq!(counts.of("DynamoDbRetries"), 1);
+    }
+
+    /// Which DynamoDB errors leave the outcome to a retry (`Unavailable`: 503, and after a
+    /// write, a read of whether it was applied) and which are the request's own.
+    #[tokio::test]
+    async fn errors_that_a_retry_may_resolve_are_unavailable() {
+        for (status, kind, unavailable) in [
+            ("400 Bad Request", "TransactionInProgressException", true),
+            ("400 Bad Request", "ThrottlingException", true),
+            (
+                "400 Bad Request",
+                "ProvisionedThroughputExceededException",
+                true,
+            ),
+            ("500 Internal Server Error", "InternalServerError", true),
+            ("400 Bad Request", "ValidationException", false),
+            (
+                "400 Bad Request",
+                "IdempotentParameterMismatchException",
+                false,
+            ),
+        ] {
+            let body: &'static str = Box::leak(
+                format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"m"}}"#)
+                    .into_boxed_str(),
+            );
+            let url = answering(vec![(status, body)]).await;
+            let err = client_of(url, 1)
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .delete(
+                            aws_sdk_dynamodb::types::Delete::builder()
+                                .table_name("t")
+                                .key(keys::PK, AttributeValue::S("a".into()))
+                                .key(keys::SK, AttributeValue::S("b".into()))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect_err("refused");
+            let classified = classify(err);
+            assert_eq!(
+                matches!(classified, StoreError::Unavailable(_)),
+                unavailable,
+                "{kind}: {classified:?}"
+            );
+            // The log learns the code, never the body.
+            let (StoreError::Unavailable(cause) | StoreError::Unexpected(cause)) = classified
+            else {
+                panic!("{kind}: neither unavailable nor unexpected");
+            };
+            assert!(format!("{cause:#}").contains(kind), "{kind}: {cause:#}");
+        }
     }
 }

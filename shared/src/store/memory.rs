@@ -193,6 +193,18 @@ impl CustomerStore for MemoryStore {
             _ => Err(StoreError::ConditionFailed),
         }
     }
+
+    async fn holds_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &IssuedCode,
+    ) -> Result<bool, StoreError> {
+        let customers = self.customers.lock().map_err(poisoned)?;
+        Ok(customers
+            .get(&(tenant.clone(), customer_id.to_owned()))
+            .is_some_and(|r| r.code.as_ref() == Some(code)))
+    }
 }
 
 #[async_trait]

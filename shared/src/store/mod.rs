@@ -155,4 +155,13 @@ pub trait CustomerStore: Send + Sync {
         code: &IssuedCode,
         resend: &ResendHistory,
     ) -> Result<(), StoreError>;
+
+    /// Whether the customer's current code is `code` (a consistent read): after a
+    /// `reissue_code` whose answer was lost, whether it was applied.
+    async fn holds_code(
+        &self,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &IssuedCode,
+    ) -> Result<bool, StoreError>;
 }

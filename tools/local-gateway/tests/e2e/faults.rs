@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -229,10 +229,12 @@ impl LosingProxy {
 
 /// Like [`LosingProxy`], and then unreachable for that request: once armed, the first
 /// request with `needle` in its body reaches moto and loses its answer, and every later one
-/// (the SDK's retries) is dropped before moto, until disarmed.
+/// (the SDK's retries) is dropped before moto, until disarmed. Stalling, each connection is
+/// held open with no answer instead of closed.
 struct CutOffProxy {
     url: String,
     armed: Arc<AtomicBool>,
+    stall: Arc<AtomicBool>,
     apply_first: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
@@ -241,10 +243,11 @@ struct CutOffProxy {
 
 impl CutOffProxy {
     async fn start(upstream: String, needle: &'static str) -> Self {
-        let [armed, apply_first] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
+        let [armed, stall, apply_first] = [(); 3].map(|()| Arc::new(AtomicBool::new(false)));
         let [seen, applied, dropped] = [(); 3].map(|()| Arc::new(AtomicU64::new(0)));
         let shared = (
             armed.clone(),
+            stall.clone(),
             apply_first.clone(),
             seen.clone(),
             applied.clone(),
@@ -252,7 +255,7 @@ impl CutOffProxy {
         );
         let url = listen(move |mut client| {
             let upstream = upstream.clone();
-            let (armed, apply_first, seen, applied, dropped) = shared.clone();
+            let (armed, stall, apply_first, seen, applied, dropped) = shared.clone();
             async move {
                 let Ok(Some((head, body))) = read_request(&mut client).await else {
                     return;
@@ -265,6 +268,11 @@ impl CutOffProxy {
                         dropped.fetch_add(1, Ordering::SeqCst);
                     } else if forward(&head, &body, &upstream).await.is_ok() {
                         applied.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if stall.load(Ordering::SeqCst) {
+                        // Until the client gives up on it.
+                        let mut buf = [0u8; 1024];
+                        while client.read(&mut buf).await.is_ok_and(|n| n > 0) {}
                     }
                     return; // the connection closes with no answer
                 }
@@ -279,6 +287,7 @@ impl CutOffProxy {
         Self {
             url,
             armed,
+            stall,
             apply_first,
             seen,
             applied,
@@ -366,6 +375,61 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     proxy.arm(false, false);
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(stack.mail().len(), sent, "no code for another's customer");
+}
+
+/// DynamoDB applies the write but never answers it (nor any retry): the functions' SDK would
+/// give up after its 8 s operation timeout (the tests' patient one, later still), too late in
+/// a 10 s invocation to read back whether the write was applied: 503 for a registration that
+/// was stored, or for a resend whose new code replaced the old one. The write gets the
+/// invocation less the time for what follows it; then the read finds it applied, and the code
+/// is sent.
+#[tokio::test]
+async fn a_write_applied_but_never_answered_is_read_back_within_the_invocation() {
+    let upstream = moto_upstream();
+    for (needle, what) in [
+        ("emailNormalized", "registration"),
+        ("resendTimes", "resend"),
+    ] {
+        let proxy = CutOffProxy::start(upstream.clone(), needle).await;
+        proxy.stall.store(true, Ordering::SeqCst);
+        let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+        let tenant = stack.tenant_with_demo_hierarchy().await;
+        let email = format!("stalled-{what}@example.com");
+        let (reply, id) = if what == "registration" {
+            proxy.arm(true, true);
+            let reply = stack
+                .register(&tenant, &contract_body(&tenant, &email))
+                .await;
+            assert_eq!(reply.status, 201, "{what}: {}", reply.body);
+            let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
+            (reply, id)
+        } else {
+            let id = stack.registered(&tenant, &email).await;
+            stack.advance(61);
+            proxy.arm(true, true);
+            let reply = stack.resend(&tenant, &id, &email).await;
+            assert_eq!(reply.status, 202, "{what}: {}", reply.body);
+            (reply, id)
+        };
+        proxy.arm(false, false);
+        assert_eq!(proxy.applied.load(Ordering::SeqCst), 1, "{what}: applied");
+        assert_eq!(
+            reply.body["data"]["activationCodeDelivery"], "SENT",
+            "{what}"
+        );
+        let request_id = reply.headers["x-request-id"].to_str().unwrap();
+        assert!(
+            super::support::logged_lines_of(request_id)
+                .iter()
+                .any(|l| l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("was applied though its answer was lost"))),
+            "{what}: read back"
+        );
+        let code = stack.code_for(&id);
+        let activated = stack.activate(&tenant, &id, &email, &code).await;
+        assert_eq!(activated.status, 200, "{what}: {}", activated.body);
+    }
 }
 
 #[tokio::test]
@@ -573,7 +637,6 @@ async fn under_injected_faults_every_answer_is_designed_and_no_write_is_partial(
         counts.injected() >= 20,
         "the run must actually inject faults"
     );
-    let _: Value = Value::Null;
 }
 
 /// A DynamoDB that accepts connections and reads requests but never answers.
@@ -588,8 +651,8 @@ async fn start_stalling_proxy() -> String {
 /// Lambda stops a function at its timeout without an answer, and a request's DynamoDB calls in
 /// a row may together outlast it (each is allowed the SDK's 8 s operation timeout). Each route
 /// answers 503 with `Retry-After` before its invocation's deadline instead, and writes nothing.
-/// Without the deadline the answer waits for the SDK's timeouts: 8 s with the functions'
-/// (measured when this test used them), minutes with the tests' patient client.
+/// Without the deadline the answer waits for the SDK's timeouts (8 s with the functions',
+/// minutes with the tests' patient client), and no line says the deadline cut it.
 #[tokio::test]
 async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadline() {
     let timeout = Duration::from_secs(1);
@@ -615,16 +678,10 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
         ),
     ];
     for (path, body, route) in requests {
-        let started = std::time::Instant::now();
         let reply = stack.post_raw(&path, &token, &tenant, &body).await;
-        let took = started.elapsed();
         assert_eq!(reply.status, 503, "{path}: {}", reply.body);
         assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE", "{path}");
         assert!(reply.headers.get("retry-after").is_some(), "{path}");
-        assert!(
-            took < Duration::from_millis(2900),
-            "{path}: answered after {took:?}"
-        );
         // The line saying why (the deadline came, or too little was left to start a write)
         // carries the request's ids, as its last line does.
         let request_id = reply.headers["x-request-id"].to_str().unwrap();
@@ -639,12 +696,17 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
         assert_eq!(why["span"]["tenant_id"], tenant.as_str(), "{why}");
         assert_eq!(why["span"]["route"], route, "{why}");
     }
-    let started = std::time::Instant::now();
     let lookup = stack
         .get(&super::support::hierarchy_path(&tenant), &tenant, None)
         .await;
     assert_eq!(lookup.status, 503, "{}", lookup.body);
-    assert!(started.elapsed() < Duration::from_millis(2900));
+    let request_id = lookup.headers["x-request-id"].to_str().unwrap();
+    assert!(
+        super::support::logged_lines_of(request_id)
+            .iter()
+            .any(|l| l["message"] == "the invocation's deadline came before the request finished"),
+        "the lookup was cut by its deadline"
+    );
     assert!(stack.items_of(&tenant).await.is_empty());
 }
 
@@ -682,8 +744,23 @@ async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
         assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
     }
     stack.advance(61);
+    let updates = || {
+        stack
+            .dynamodb_actions()
+            .into_iter()
+            .filter(|(function, action, _)| {
+                *function == "ActivationFunction" && action == "dynamodb:UpdateItem"
+            })
+            .count()
+    };
+    let before = updates();
     let replies =
         futures::future::join_all((0..2).map(|_| stack.resend(&tenant, &id, email))).await;
+    assert_eq!(
+        updates() - before,
+        2,
+        "both resends read before either wrote, and both tried their write"
+    );
     let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [202, 429], "one resend is left today");
