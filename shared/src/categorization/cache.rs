@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause and advance; outside them it is `std::time::Instant`.
+use tokio::time::Instant;
 
 use super::Hierarchy;
 use crate::domain::TenantId;
@@ -35,19 +38,10 @@ pub struct HierarchyCache {
 
 impl HierarchyCache {
     pub fn new(source: Arc<dyn HierarchySource>, ttl: Duration) -> Self {
-        Self::with_miss_ttl(source, ttl, MISS_TTL)
-    }
-
-    /// As [`HierarchyCache::new`], keeping "none" for `miss_ttl` (at most `ttl`).
-    pub fn with_miss_ttl(
-        source: Arc<dyn HierarchySource>,
-        ttl: Duration,
-        miss_ttl: Duration,
-    ) -> Self {
         Self {
             source,
             ttl,
-            miss_ttl: miss_ttl.min(ttl),
+            miss_ttl: MISS_TTL.min(ttl),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -131,27 +125,32 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn no_hierarchy_is_kept_for_the_miss_ttl_and_a_found_one_for_the_ttl() {
         let source = Arc::new(PutLater(AtomicUsize::new(0)));
-        // Long enough that a stalled machine does not pass it between the first two reads.
-        let miss_ttl = Duration::from_millis(500);
-        let cache =
-            HierarchyCache::with_miss_ttl(source.clone(), Duration::from_secs(60), miss_ttl);
+        let ttl = Duration::from_secs(60);
+        let cache = HierarchyCache::new(source.clone(), ttl);
         let tenant = TenantId::parse("t1").unwrap();
         assert!(cache.get(&tenant).await.unwrap().is_none());
+        tokio::time::advance(MISS_TTL - Duration::from_millis(1)).await;
         assert!(cache.get(&tenant).await.unwrap().is_none(), "kept");
         assert_eq!(source.0.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(miss_ttl + Duration::from_millis(100)).await;
+        tokio::time::advance(Duration::from_millis(1)).await;
         assert!(cache.get(&tenant).await.unwrap().is_some(), "read again");
-        tokio::time::sleep(miss_ttl + Duration::from_millis(100)).await;
+        tokio::time::advance(ttl - Duration::from_millis(1)).await;
         assert!(cache.get(&tenant).await.unwrap().is_some());
         assert_eq!(
             source.0.load(Ordering::SeqCst),
             2,
             "a found one is kept for the TTL"
         );
-        assert_eq!(MISS_TTL, Duration::from_secs(5));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        cache.get(&tenant).await.unwrap();
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            3,
+            "and read again after it"
+        );
         // Never longer than the TTL.
         let short = HierarchyCache::new(source, Duration::from_millis(10));
         assert_eq!(short.miss_ttl, Duration::from_millis(10));

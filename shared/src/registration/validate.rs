@@ -1071,6 +1071,13 @@ mod tests {
         let r = run(contract_body()).unwrap();
         assert_eq!(r.nationality.unwrap().as_str(), "LT");
         assert_eq!(r.roles, vec![Role::AccountOwner, Role::User]);
+        // Repeated roles are one role each, in one order.
+        let mut repeated = contract_body();
+        repeated["roleIds"] = json!(["USER", "ACCOUNT_OWNER", "USER"]);
+        assert_eq!(
+            run(repeated).unwrap().roles,
+            vec![Role::AccountOwner, Role::User]
+        );
         assert_eq!(r.addresses[0].country.as_deref(), Some("LT"));
         assert_eq!(
             r.categorization.category_id.as_deref(),

@@ -537,7 +537,6 @@ async fn bodies_that_are_not_json_are_refused_with_their_codes() {
         assert_eq!(response.body["data"]["error"], code);
     }
     assert_eq!(stack.items_of(&tenant).await.len(), 0);
-    let _: Value = Value::Null;
 }
 
 // ---- Activation (§4) ----
@@ -1421,6 +1420,182 @@ async fn concurrent_requests_with_one_key_register_once() {
             .count(),
         1
     );
+}
+
+/// §3.4 step 6: an e-mail that cannot be sent does not undo the registration, and says so,
+/// in the answer and in every replay of a keyed one; the code can then be sent again.
+#[tokio::test]
+async fn a_failed_send_keeps_the_registration_and_replays_say_failed() {
+    let stack = Stack::start_with_failing_delivery().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let plain = stack
+        .register(&tenant, &contract_body(&tenant, "unsent@example.com"))
+        .await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    assert_eq!(plain.body["data"]["activationCodeDelivery"], "FAILED");
+
+    let body = contract_body(&tenant, "unsent-keyed@example.com");
+    let keyed = stack.register_with_key(&tenant, "unsent", &body).await;
+    assert_eq!(keyed.status, 201, "{}", keyed.body);
+    assert_eq!(keyed.body["data"]["activationCodeDelivery"], "FAILED");
+    let replay = stack.register_with_key(&tenant, "unsent", &body).await;
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.body, keyed.body, "the replay says FAILED too");
+
+    let items = stack.items_of(&tenant).await;
+    for reply in [&plain, &keyed] {
+        let id = reply.body["data"]["id"].as_str().unwrap();
+        let customer = stack.customer_item(&tenant, id).await.expect("kept");
+        assert_eq!(customer["customerStatus"], "CS_REGISTRATION_COMPLETED");
+    }
+    assert_eq!(items.iter().filter(|i| i["SK"] == "EMAIL").count(), 2);
+    assert!(stack.mail().is_empty());
+
+    // Resend is the way out (and fails here too, saying so).
+    stack.advance(61);
+    let id = keyed.body["data"]["id"].as_str().unwrap();
+    let resent = stack.resend(&tenant, id, "unsent-keyed@example.com").await;
+    assert_eq!(resent.status, 202, "{}", resent.body);
+    assert_eq!(resent.body["data"]["activationCodeDelivery"], "FAILED");
+}
+
+/// §3.6: a key is the tenant's own. The same key in another tenant is another request: it
+/// registers there, and neither answer is a replay of the other.
+#[tokio::test]
+async fn the_same_key_in_two_tenants_is_two_requests() {
+    let stack = Stack::start().await;
+    let first = stack.tenant_with_demo_hierarchy().await;
+    let second = stack.tenant_with_demo_hierarchy().await;
+    let mut ids = Vec::new();
+    for tenant in [&first, &second] {
+        let body = contract_body(tenant, "one-key@example.com");
+        let reply = stack.register_with_key(tenant, "shared-key", &body).await;
+        assert_eq!(reply.status, 201, "{tenant}: {}", reply.body);
+        assert!(
+            reply.headers.get("idempotent-replayed").is_none(),
+            "{tenant}"
+        );
+        ids.push(reply.body["data"]["id"].as_str().unwrap().to_owned());
+        let items = stack.items_of(tenant).await;
+        assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
+        assert_eq!(items.iter().filter(|i| i["SK"] == "IDEMPOTENCY").count(), 1);
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(stack.mail().len(), 2);
+}
+
+/// §3.5: the activation code and its keys leave the service only by e-mail: no answer of
+/// registration, resend or activation holds them.
+#[tokio::test]
+async fn no_answer_holds_an_activation_code_or_its_keys() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "code-stays-secret@example.com";
+    let registered = stack
+        .register(&tenant, &contract_body(&tenant, email))
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let id = registered.body["data"]["id"].as_str().unwrap().to_owned();
+    let first = stack.code_for(&id);
+    let wrong = support::wrong_codes(&first, 1).remove(0);
+    let refused = stack.activate(&tenant, &id, email, &wrong).await;
+    stack.advance(61);
+    let resent = stack.resend(&tenant, &id, email).await;
+    assert_eq!(resent.status, 202, "{}", resent.body);
+    let second = stack.code_for(&id);
+    let activated = stack.activate(&tenant, &id, email, &second).await;
+    assert_eq!(activated.status, 200, "{}", activated.body);
+    let keys: Vec<String> = stack.customer_raw(&tenant, &id).await["codeKeys"]
+        .as_m()
+        .unwrap()
+        .values()
+        .flat_map(|by_key| by_key.as_m().unwrap().keys().cloned().collect::<Vec<_>>())
+        .collect();
+    assert!(!keys.is_empty());
+    for reply in [&registered, &refused, &resent, &activated] {
+        let text = reply.body.to_string();
+        for secret in [&first, &second, &wrong].into_iter().chain(&keys) {
+            assert!(!text.contains(secret.as_str()), "{text}");
+        }
+        assert!(
+            !text.contains("codeKeys") && !text.contains("codeHash"),
+            "{text}"
+        );
+    }
+}
+
+/// A claim whose request is still running (its lock not yet expired) answers 409
+/// `REQUEST_IN_PROGRESS`; once the lock has expired, the claim of a request that died before
+/// writing anything is taken over, and the request runs once.
+#[tokio::test]
+async fn a_held_key_answers_409_until_its_lock_expires_then_is_taken_over() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "held-key@example.com");
+    let first = stack.register_with_key(&tenant, "held", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    // Back to the state of a request that claimed the key and died before its transaction:
+    // its claim (same body) held for another minute, no customer, no e-mail marker.
+    let pk = format!("TENANT#{tenant}#IDEMPOTENCY#held");
+    let mut claim = stack.raw_item(pk, "IDEMPOTENCY").await.unwrap();
+    for item in stack.items_of(&tenant).await {
+        if item["SK"] != "IDEMPOTENCY" {
+            stack
+                .client
+                .delete_item()
+                .table_name(&stack.table)
+                .key("PK", AttributeValue::S(item["PK"].as_str().unwrap().into()))
+                .key("SK", AttributeValue::S(item["SK"].as_str().unwrap().into()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    claim.retain(|name, _| !name.starts_with("response"));
+    let now = stack.clock_now().timestamp();
+    claim.insert("status".into(), AttributeValue::S("IN_PROGRESS".into()));
+    claim.insert(
+        "token".into(),
+        AttributeValue::S("a-request-that-died".into()),
+    );
+    claim.insert(
+        "lockExpiresAt".into(),
+        AttributeValue::N((now + 60).to_string()),
+    );
+    stack.put_raw(claim).await;
+
+    let held = stack.register_with_key(&tenant, "held", &body).await;
+    assert_eq!(held.status, 409, "{}", held.body);
+    assert_eq!(held.body["data"]["error"], "REQUEST_IN_PROGRESS");
+    assert!(held.headers.get("idempotent-replayed").is_none());
+    stack.advance(59);
+    let still = stack.register_with_key(&tenant, "held", &body).await;
+    assert_eq!(
+        still.status, 409,
+        "held until its lock expires: {}",
+        still.body
+    );
+    assert!(
+        stack
+            .items_of(&tenant)
+            .await
+            .iter()
+            .all(|i| i["SK"] == "IDEMPOTENCY"),
+        "nothing written while the key is held"
+    );
+
+    stack.advance(1);
+    let taken_over = stack.register_with_key(&tenant, "held", &body).await;
+    assert_eq!(taken_over.status, 201, "{}", taken_over.body);
+    assert!(taken_over.headers.get("idempotent-replayed").is_none());
+    let replay = stack.register_with_key(&tenant, "held", &body).await;
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.body, taken_over.body);
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
+    let record = items.iter().find(|i| i["SK"] == "IDEMPOTENCY").unwrap();
+    assert_eq!(record["status"], "COMPLETED");
+    assert_ne!(record["token"], "a-request-that-died");
 }
 
 #[tokio::test]

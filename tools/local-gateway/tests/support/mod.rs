@@ -166,6 +166,7 @@ impl Drop for Stack {
             return;
         }
         let _ = std::fs::remove_file(&self.mailbox);
+        let _ = std::fs::remove_dir(&self.mailbox);
         let refused = self.refused_by_policy();
         assert!(
             refused.is_empty(),
@@ -225,6 +226,25 @@ impl Stack {
     /// As [`Stack::start_with_dynamodb`], with each invocation's deadline `timeout` after it
     /// starts.
     pub async fn start_with(endpoint: Option<String>, timeout: std::time::Duration) -> Self {
+        let mailbox =
+            std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
+        Self::start_full(endpoint, timeout, mailbox).await
+    }
+
+    /// A stack whose every e-mail fails: its mailbox is a directory, which cannot be
+    /// appended to.
+    pub async fn start_with_failing_delivery() -> Self {
+        let mailbox =
+            std::env::temp_dir().join(format!("e2e-unwritable-mailbox-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&mailbox).unwrap();
+        Self::start_full(None, local_gateway::LAMBDA_TIMEOUT, mailbox).await
+    }
+
+    async fn start_full(
+        endpoint: Option<String>,
+        timeout: std::time::Duration,
+        mailbox: std::path::PathBuf,
+    ) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "end-to-end tests need a DynamoDB-compatible server: run them with `make test`"
@@ -258,8 +278,6 @@ impl Stack {
                 .build();
             Arc::new(DynamoStore::new(Client::from_conf(config), &table))
         };
-        let mailbox =
-            std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
         let settings = ActivationSettings::for_mailbox(
             mailbox.clone(),
             std::time::Duration::from_secs(24 * 3600),
