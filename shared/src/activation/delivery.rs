@@ -118,11 +118,7 @@ impl SesSender {
 impl CodeSender for SesSender {
     async fn send(&self, message: &ActivationMessage) -> anyhow::Result<()> {
         use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        let text = format!(
-            "Your activation code is {}.\n\nIt expires at {} (UTC). If you did not register, ignore this e-mail.",
-            message.code.expose(),
-            message.expires_at.format("%Y-%m-%d %H:%M"),
-        );
+        let text = ses_text(message);
         let content = EmailContent::builder()
             .simple(
                 Message::builder()
@@ -159,6 +155,15 @@ impl CodeSender for SesSender {
             })?;
         Ok(())
     }
+}
+
+/// The e-mail's plain text: the code and when it expires.
+fn ses_text(message: &ActivationMessage) -> String {
+    format!(
+        "Your activation code is {}.\n\nIt expires at {} (UTC). If you did not register, ignore this e-mail.",
+        message.code.expose(),
+        message.expires_at.format("%Y-%m-%d %H:%M"),
+    )
 }
 
 fn sdk_error_kind<E, R>(e: &aws_sdk_sesv2::error::SdkError<E, R>) -> &'static str {
@@ -217,5 +222,30 @@ mod tests {
         assert_eq!(lines[0]["tenantId"], "t1");
         assert!(lines[0]["sentAt"].as_str().unwrap().ends_with('Z'));
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn the_e_mail_says_the_code_and_its_expiry_and_nothing_personal() {
+        let message = ActivationMessage {
+            to: "someone@example.com".into(),
+            tenant: TenantId::parse("t1").unwrap(),
+            customer_id: "c1".into(),
+            code: ActivationCode::parse("24681357").unwrap(),
+            expires_at: DateTime::parse_from_rfc3339("2026-11-28T09:30:59Z")
+                .unwrap()
+                .to_utc(),
+        };
+        let text = ses_text(&message);
+        assert!(
+            text.starts_with("Your activation code is 24681357."),
+            "{text}"
+        );
+        assert!(
+            text.contains("It expires at 2026-11-28 09:30 (UTC)."),
+            "{text}"
+        );
+        for other in ["someone", "t1", "c1"] {
+            assert!(!text.contains(other), "{text}");
+        }
     }
 }

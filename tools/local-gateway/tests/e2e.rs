@@ -1939,6 +1939,56 @@ async fn cors_preflights_need_no_token_and_get_no_data() {
     }
 }
 
+/// §4.3: in AWS the code leaves by SES v2 `SendEmail` (moto here). From an identity SES has
+/// not verified, the send is refused, and the failure names SES's error code, never the
+/// address or the code; from a verified one, SES accepts it.
+#[tokio::test]
+async fn the_ses_adapter_sends_the_code_from_a_verified_identity() {
+    use shared::activation::delivery::{ActivationMessage, sender};
+    use shared::activation::settings::Delivery;
+    let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
+    let sdk = shared::store::dynamodb::aws_config_from_env()
+        .await
+        .into_builder()
+        .endpoint_url(&moto)
+        .build();
+    let from = format!("onboarding-{}@example.com", uuid::Uuid::new_v4().simple());
+    let to = format!("ses-{}@example.com", uuid::Uuid::new_v4().simple());
+    let ses = sender(
+        &Delivery::Ses {
+            from: from.clone(),
+            subject: "Your activation code".into(),
+        },
+        Some(&sdk),
+    );
+    let expires_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T09:30:00Z")
+        .unwrap()
+        .to_utc();
+    let message = ActivationMessage {
+        to: to.clone(),
+        tenant: shared::domain::TenantId::parse("t-ses").unwrap(),
+        customer_id: uuid::Uuid::new_v4().to_string(),
+        code: shared::activation::code::ActivationCode::parse("24681357").unwrap(),
+        expires_at,
+    };
+
+    let refused = ses.send(&message).await.expect_err("not verified");
+    let why = format!("{refused:#}");
+    assert!(why.contains("MessageRejected"), "{why}");
+    for secret in [&to, &from, "24681357"] {
+        assert!(!why.contains(secret), "{why}");
+    }
+
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    // Accepted now (what it says is `SesSender`'s unit test: moto keeps it out of reach).
+    ses.send(&message).await.unwrap();
+}
+
 /// In AWS the code-hash key is read from Secrets Manager at cold start (moto here), so it is
 /// not in the functions' configuration. A secret that cannot be read stops the cold start
 /// with the variable and the service's error code, never a value.
