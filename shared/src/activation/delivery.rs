@@ -38,7 +38,7 @@ pub async fn deliver(
     sender: &dyn CodeSender,
     message: &ActivationMessage,
     request_id: &str,
-    answer_by: Option<std::time::Instant>,
+    answer_by: Option<tokio::time::Instant>,
 ) -> bool {
     let sent = match crate::api::outcome::time_to_send(answer_by) {
         None => sender.send(message).await,

@@ -554,6 +554,10 @@ fn assemble_hierarchy(tenant: &TenantId, items: Vec<Item>) -> Result<Assembled, 
 /// Transactions that lose to a concurrent transaction on the same item are retried this often.
 const CONFLICT_RETRIES: u32 = 3;
 
+/// A transaction found still running is asked for its outcome this often (after 50, 100, …
+/// 250 ms: 750 ms in all) before its outcome counts as unknown.
+const IN_PROGRESS_RETRIES: u32 = 5;
+
 #[async_trait]
 impl CustomerStore for DynamoStore {
     async fn create_customer(&self, new: &NewCustomer) -> Result<(), StoreError> {
@@ -594,6 +598,8 @@ impl CustomerStore for DynamoStore {
         }
 
         let mut attempt = 0;
+        let mut waited = 0;
+        let mut token = uuid::Uuid::new_v4().to_string();
         loop {
             // The SDK retries a request whose response was lost; the token makes DynamoDB
             // answer such a retry with the first outcome instead of a conditional failure
@@ -602,12 +608,24 @@ impl CustomerStore for DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(writes.clone()))
-                .client_request_token(uuid::Uuid::new_v4().to_string())
+                .client_request_token(&token)
                 .send()
                 .await;
             let Err(err) = result else {
                 return Ok(());
             };
+            // An SDK retry met this transaction still running (the first try's answer was
+            // lost): asked again with the same token once it is done, DynamoDB answers with
+            // its outcome. A read now would see it unapplied, and answer 503 for a customer
+            // stored a moment later.
+            if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("TransactionInProgressException")
+                && waited < IN_PROGRESS_RETRIES
+            {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(waited))).await;
+                continue;
+            }
             match cancellation_codes(&err) {
                 // Customer and marker first: a taken e-mail is a conflict; the idempotency
                 // update (third) failing alone means another request took the claim over.
@@ -624,6 +642,7 @@ impl CustomerStore for DynamoStore {
                         )));
                     }
                     attempt += 1;
+                    token = uuid::Uuid::new_v4().to_string();
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
                 Some(codes)

@@ -1449,7 +1449,6 @@ async fn a_failed_send_keeps_the_registration_and_replays_say_failed() {
         assert_eq!(customer["customerStatus"], "CS_REGISTRATION_COMPLETED");
     }
     assert_eq!(items.iter().filter(|i| i["SK"] == "EMAIL").count(), 2);
-    assert!(stack.mail().is_empty());
 
     // Resend is the way out (and fails here too, saying so).
     stack.advance(61);

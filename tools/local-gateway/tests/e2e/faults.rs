@@ -88,6 +88,14 @@ pub async fn start_proxy(upstream: String, seed: u64, counts: Arc<FaultCounts>) 
     .await
 }
 
+/// A DynamoDB answer of `status` with a JSON `payload`, closing the connection.
+fn reply(status: &str, payload: String) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+}
+
 /// Reads one HTTP/1.1 request: head and `Content-Length` body.
 async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
@@ -135,12 +143,6 @@ async fn serve(
     };
     counts.requests.fetch_add(1, Ordering::SeqCst);
     let roll = dice.roll();
-    let reply = |status: &str, payload: String| {
-        format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{payload}",
-            payload.len()
-        )
-    };
     match roll {
         0..=14 => {
             counts.dropped.fetch_add(1, Ordering::SeqCst);
@@ -375,6 +377,97 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     proxy.arm(false, false);
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(stack.mail().len(), sent, "no code for another's customer");
+}
+
+/// DynamoDB as it answers retries of a transaction it is still running: the first request
+/// with `needle` is held, not applied, and it and the next `busy - 1` (the same transaction
+/// asked again) are answered `TransactionInProgressException`; the one after applies the held
+/// request and gets its answer, as DynamoDB answers a token it has finished. moto ignores
+/// tokens, so the proxy plays that part; every body with `needle` is kept.
+struct InProgressProxy {
+    url: String,
+    bodies: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl InProgressProxy {
+    async fn start(upstream: String, needle: &'static str, busy: usize) -> Self {
+        let bodies: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let held: Arc<std::sync::Mutex<Option<(String, Vec<u8>)>>> = Arc::default();
+        let shared = (bodies.clone(), held);
+        let url = listen(move |mut client| {
+            let upstream = upstream.clone();
+            let (bodies, held) = shared.clone();
+            async move {
+                let Ok(Some((head, body))) = read_request(&mut client).await else {
+                    return;
+                };
+                let matches = body.windows(needle.len()).any(|w| w == needle.as_bytes());
+                let seen = bodies.lock().unwrap().len();
+                let answer = if matches && seen <= busy {
+                    bodies.lock().unwrap().push(body.clone());
+                    if seen == 0 {
+                        *held.lock().unwrap() = Some((head.clone(), body.clone()));
+                    }
+                    let first = if seen == busy {
+                        held.lock().unwrap().take()
+                    } else {
+                        None
+                    };
+                    match first {
+                        None => {
+                            let payload = json!({"__type": "com.amazonaws.dynamodb.v20120810#TransactionInProgressException", "message": "injected"}).to_string();
+                            reply("400 Bad Request", payload).into_bytes()
+                        }
+                        Some((head, body)) => {
+                            let Ok(answer) = forward(&head, &body, &upstream).await else {
+                                return;
+                            };
+                            answer
+                        }
+                    }
+                } else {
+                    let Ok(answer) = forward(&head, &body, &upstream).await else {
+                        return;
+                    };
+                    answer
+                };
+                let _ = client.write_all(&answer).await;
+                let _ = client.shutdown().await;
+            }
+        })
+        .await;
+        Self { url, bodies }
+    }
+}
+
+/// A registration whose transaction DynamoDB is still running when the SDK's retries of it
+/// arrive (the first try's answer lost): `TransactionInProgressException`, which the SDK
+/// retries as throttling, 3 attempts in all. Read then, the e-mail marker is not there yet,
+/// and the request would answer 503 for a customer stored a moment later (500 before that
+/// error was known). Asked again with the same token, DynamoDB gives the transaction's
+/// outcome: 201, and the code is sent.
+#[tokio::test]
+async fn a_transaction_still_in_progress_is_asked_again_for_its_outcome() {
+    let proxy = InProgressProxy::start(moto_upstream(), "emailNormalized", 3).await;
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "in-progress@example.com";
+    let reply = stack
+        .register(&tenant, &contract_body(&tenant, email))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
+    let bodies = proxy.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 4, "the SDK's 3 attempts, then asked again");
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "the same transaction, with the same token"
+    );
+    let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
+    let activated = stack
+        .activate(&tenant, &id, email, &stack.code_for(&id))
+        .await;
+    assert_eq!(activated.status, 200, "{}", activated.body);
 }
 
 /// DynamoDB applies the write but never answers it (nor any retry): the functions' SDK would
@@ -729,12 +822,12 @@ async fn start_slow_proxy(upstream: String, delay: Duration) -> String {
 }
 
 /// Two resends at once when only one is left today: the one that loses the race is told to
-/// wait for the day's window, not for the minute. DynamoDB answering after 150 ms makes both
+/// wait for the day's window, not for the minute. DynamoDB answering after 400 ms makes both
 /// read the customer before either writes, so the loser's write fails its condition.
 #[tokio::test]
 async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
     let upstream = moto_upstream();
-    let proxy = start_slow_proxy(upstream, Duration::from_millis(150)).await;
+    let proxy = start_slow_proxy(upstream, Duration::from_millis(400)).await;
     let stack = Stack::start_with_dynamodb(Some(proxy)).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let email = "racing-resends@example.com";
@@ -779,18 +872,31 @@ async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
 
 /// A request that could not finish its write before its deadline does not start it: cut
 /// after the write, it would answer 503 for a registration that was done (and a retry would
-/// meet 409 or a replay). With DynamoDB answering after 1.2 s and a 6 s invocation, the
-/// keyed registration claims its key with time to spare but reaches its transaction with
-/// less than the 4 s a write needs: 503, the claim released, nothing written. The same
-/// request with time enough registers once.
+/// meet 409 or a replay). With DynamoDB answering after 1.2 s and an 8 s invocation, the
+/// keyed registration claims its key with time to spare (7.75 s left, 6 s needed) but reaches
+/// its transaction with less than the 6 s a write needs (~5.3 s): 503, the claim released,
+/// nothing written. The same request with time enough registers once.
 #[tokio::test]
 async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
     let upstream = moto_upstream();
     let slow = start_slow_proxy(upstream, Duration::from_millis(1200)).await;
-    let stack = Stack::start_with(Some(slow.clone()), Duration::from_secs(6)).await;
+    let stack = Stack::start_with(Some(slow.clone()), Duration::from_secs(8)).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let body = contract_body(&tenant, "no-time@example.com");
     let reply = stack.register_with_key(&tenant, "no-time", &body).await;
+    let calls: Vec<String> = stack
+        .dynamodb_actions()
+        .into_iter()
+        .filter(|(function, _, key)| {
+            *function == "RegistrationFunction" && key.contains("#IDEMPOTENCY#")
+        })
+        .map(|(_, action, _)| action)
+        .collect();
+    assert_eq!(
+        calls,
+        ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+        "the key claimed, then released: the check before the transaction refused it"
+    );
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE");
     assert!(

@@ -1,10 +1,10 @@
 //! Hostile input, end to end: every row sends one malicious or malformed request through the
 //! local gateway and expects the contract's 4xx with a stable `data.error` code (never a 5xx,
-//! never a panic, never a slow death), in the contract's envelope, and leaves the table (both
-//! tenants' items, the customer item included) and the mailbox exactly as they were.
+//! never a panic), in the contract's envelope, and leaves the table (both tenants' items, the
+//! customer item included) and the mailbox exactly as they were.
 //!
 //! Rows are grouped in tables, one test per table; a table runs every row and reports every
-//! failing row at once. `hostile_suite_has_at_least_sixty_cases` counts the rows.
+//! failing row at once.
 
 use std::cell::Cell;
 use std::time::Duration;
