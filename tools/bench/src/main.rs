@@ -177,7 +177,11 @@ struct Registered {
 /// One answered invocation.
 struct Invocation {
     elapsed: Duration,
+    /// The DynamoDB requests the proxy forwarded.
     calls: Vec<Call>,
+    /// The function's own count of its DynamoDB requests: the SDK interceptor's
+    /// `DynamoDbRequests` in the invocation's EMF document (`None`: no document found).
+    sdk_calls: Option<u64>,
     body: Value,
 }
 
@@ -194,11 +198,20 @@ struct Running {
     emulator: Emulator,
     proxy: Proxy,
     init: Duration,
+    /// The function's stdout and stderr, and how much of it has been read.
+    log: PathBuf,
+    log_read: u64,
 }
 
 impl Running {
     async fn invoke(&mut self, event: String, status: u16) -> anyhow::Result<Invocation> {
-        self.proxy.take();
+        let between = self.proxy.take();
+        ensure!(
+            between.is_empty(),
+            "{}: {} DynamoDB requests outside an invocation",
+            self.name,
+            between.len()
+        );
         let outcome = self
             .emulator
             .invoke(event, &mut self.child, INVOKE_TIMEOUT)
@@ -235,11 +248,30 @@ impl Running {
             .as_str()
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(Value::Null);
+        let sdk_calls = self.sdk_calls()?;
         Ok(Invocation {
             elapsed: outcome.elapsed,
             calls,
+            sdk_calls,
             body,
         })
+    }
+
+    /// `DynamoDbRequests` of the EMF documents the function has written since the last call
+    /// (it flushes an invocation's document before it answers).
+    fn sdk_calls(&mut self) -> anyhow::Result<Option<u64>> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(&self.log)?;
+        file.seek(std::io::SeekFrom::Start(self.log_read))?;
+        let mut text = String::new();
+        self.log_read += file.read_to_string(&mut text)? as u64;
+        let mut found = None;
+        for line in text.lines().filter(|l| l.starts_with(r#"{"_aws""#)) {
+            let document: Value = serde_json::from_str(line)?;
+            let count = document["DynamoDbRequests"].as_u64().unwrap_or(0);
+            found = Some(found.unwrap_or(0) + count);
+        }
+        Ok(found)
     }
 
     async fn stop(mut self) {
@@ -325,10 +357,11 @@ impl Bench {
         let binary = self.options.bin_dir.join(name);
         ensure!(binary.exists(), "{} is not built", binary.display());
         let mut emulator = Emulator::start(name).await?;
+        let log_path = self.options.work_dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.options.work_dir.join(format!("{name}.log")))?;
+            .open(&log_path)?;
         let mut command = tokio::process::Command::new(&binary);
         command
             .env_clear()
@@ -357,12 +390,15 @@ impl Bench {
             .with_context(|| {
                 format!("{name}: init (log in {})", self.options.work_dir.display())
             })?;
+        let log_read = std::fs::metadata(&log_path)?.len();
         Ok(Running {
             name,
             child,
             emulator,
             proxy: self.proxy.clone(),
             init: polled.duration_since(started),
+            log: log_path,
+            log_read,
         })
     }
 
@@ -603,6 +639,23 @@ fn most_calls<'a>(invocations: impl IntoIterator<Item = &'a Invocation>) -> (usi
     (worst.map_or(0, |w| w.calls.len()), operations, seen)
 }
 
+/// Whether the functions' own count of their DynamoDB requests (the SDK interceptor behind
+/// the `DynamoDbRequests` metric) matches the proxy's, invocation by invocation.
+fn sdk_agreement(invocations: &[&Invocation]) -> String {
+    let agree = invocations
+        .iter()
+        .filter(|i| i.sdk_calls == Some(i.calls.len() as u64))
+        .count();
+    if agree == invocations.len() {
+        format!("the SDK's count agrees in all {agree}")
+    } else {
+        format!(
+            "the SDK's count agrees in only {agree} of {}",
+            invocations.len()
+        )
+    }
+}
+
 /// A DynamoDB client for moto at `address` (host:port), bypassing the counting proxy.
 async fn moto_client(address: &str) -> aws_sdk_dynamodb::Client {
     let aws = shared::store::dynamodb::aws_config_from_env().await;
@@ -805,13 +858,13 @@ async fn run() -> anyhow::Result<()> {
 
     let round_trips =
         |rows: &mut Vec<Row>, metric: &str, limit: usize, invocations: Vec<&Invocation>| {
-            let (calls, operations, seen) = most_calls(invocations);
+            let (calls, operations, seen) = most_calls(invocations.iter().copied());
             let value = if operations.is_empty() {
                 calls.to_string()
             } else {
                 format!("{calls} ({operations})")
             };
-            let note = format!("most in {seen} requests");
+            let note = format!("most in {seen} requests; {}", sdk_agreement(&invocations));
             rows.push(Row::count(metric, value, calls, limit, note));
         };
     let warm_of =
