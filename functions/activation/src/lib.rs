@@ -188,9 +188,11 @@ impl Activation {
             .as_deref()
             .and_then(ActivationCode::parse)
             .ok_or(ApiError::Internal)?;
-        time_to_write(answer_by(req))?;
+        let answer_by = answer_by(req);
+        time_to_write(answer_by)?;
         let now = self.clock.now();
         let attempt = ActivationAttempt {
+            id: uuid::Uuid::new_v4().to_string(),
             code_key: self.hasher.key(
                 &checked.caller.tenant,
                 &checked.customer_id,
@@ -203,11 +205,34 @@ impl Activation {
             context: checked.context,
             max_attempts: rules::MAX_ATTEMPTS,
         };
-        let outcome = self
-            .customers
-            .activate(&attempt)
-            .await
-            .map_err(storage_failure)?;
+        let outcome = match write_within(answer_by, self.customers.activate(&attempt)).await {
+            Ok(outcome) => outcome,
+            // Counted though its answer was lost (or still unanswered when its share of the
+            // invocation ended)? Answered 503, a right code would have activated the customer
+            // and its retry would meet 409; a wrong one would have used an attempt unseen.
+            Err(StoreError::Unavailable(cause)) => {
+                let counted = step_within(
+                    answer_by,
+                    READ_BACK_LIMIT,
+                    self.customers.counted_outcome(&attempt),
+                )
+                .await;
+                match counted {
+                    Some(Ok(Some(outcome))) => {
+                        tracing::warn!(request_id, tenant_id = %checked.caller.tenant, customer_id = %checked.customer_id, "the activation attempt was counted though its answer was lost");
+                        outcome
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(request_id, error = %e, "could not learn whether the activation attempt was counted");
+                        return Err(storage_failure(StoreError::Unavailable(cause)));
+                    }
+                    Some(Ok(None)) | None => {
+                        return Err(storage_failure(StoreError::Unavailable(cause)));
+                    }
+                }
+            }
+            Err(other) => return Err(storage_failure(other)),
+        };
         match outcome {
             ActivationOutcome::Activated { user_id } => {
                 tracing::info!(request_id, tenant_id = %checked.caller.tenant, customer_id = %checked.customer_id, "customer activated");

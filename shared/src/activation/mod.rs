@@ -39,6 +39,9 @@ impl IssuedCode {
 /// One activation attempt, as the store needs it.
 #[derive(Debug, Clone)]
 pub struct ActivationAttempt {
+    /// A fresh random id, stored with the attempt when it is counted: a retry of its write,
+    /// or a read after an answer that never came, can tell whether it was counted.
+    pub id: String,
     pub tenant: TenantId,
     pub customer_id: String,
     /// The attempt's key: the code and the `userId` as sent, hashed as the issued code's keys

@@ -663,6 +663,18 @@ impl CustomerStore for DynamoStore {
         self.activate_impl(attempt).await
     }
 
+    async fn counted_outcome(
+        &self,
+        a: &ActivationAttempt,
+    ) -> Result<Option<ActivationOutcome>, StoreError> {
+        let (pk, sk) = keys::customer(&a.tenant, &a.customer_id);
+        Ok(self
+            .get_consistent((&pk, sk))
+            .await?
+            .filter(|item| counted_attempt(item, &a.id))
+            .map(|item| judged(&item, &a.id, a.max_attempts)))
+    }
+
     async fn email_owner(
         &self,
         tenant: &TenantId,
@@ -927,7 +939,7 @@ impl DynamoStore {
         let now = a.now.timestamp();
         // Marks this attempt's write, so that an SDK retry of a write whose answer was lost
         // finds its own write instead of counting twice or reading it as someone else's.
-        let attempt_id = uuid::Uuid::new_v4().to_string();
+        let attempt_id = a.id.clone();
         let last_attempt = AttributeValue::M(
             [
                 ("id".to_owned(), s(&attempt_id)),

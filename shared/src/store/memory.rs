@@ -41,6 +41,8 @@ pub struct MemoryStore {
     emails: Mutex<HashMap<(TenantId, String), String>>,
     /// (tenant, key) → (body hash, token, response once completed).
     idempotency: Mutex<HashMap<(TenantId, String), (String, String, Option<StoredResponse>)>>,
+    /// Counted activation attempts: id → outcome.
+    counted: Mutex<HashMap<String, ActivationOutcome>>,
 }
 
 impl MemoryStore {
@@ -124,18 +126,32 @@ impl CustomerStore for MemoryStore {
                     a.code_key.as_bytes(),
                 ))
         });
-        if !right {
-            return Ok(ActivationOutcome::Invalid {
+        let outcome = if right {
+            record.customer.customer_status = CustomerStatus::Active;
+            record.customer.user.status = UserStatus::Active;
+            record.code = None;
+            record.version += 1;
+            ActivationOutcome::Activated {
+                user_id: record.customer.user.id.clone(),
+            }
+        } else {
+            ActivationOutcome::Invalid {
                 attempts_remaining: a.max_attempts - record.attempts,
-            });
-        }
-        record.customer.customer_status = CustomerStatus::Active;
-        record.customer.user.status = UserStatus::Active;
-        record.code = None;
-        record.version += 1;
-        Ok(ActivationOutcome::Activated {
-            user_id: record.customer.user.id.clone(),
-        })
+            }
+        };
+        self.counted
+            .lock()
+            .map_err(poisoned)?
+            .insert(a.id.clone(), outcome.clone());
+        Ok(outcome)
+    }
+
+    async fn counted_outcome(
+        &self,
+        a: &ActivationAttempt,
+    ) -> Result<Option<ActivationOutcome>, StoreError> {
+        let counted = self.counted.lock().map_err(poisoned)?;
+        Ok(counted.get(&a.id).cloned())
     }
 
     async fn email_owner(

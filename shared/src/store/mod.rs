@@ -130,6 +130,13 @@ pub trait CustomerStore: Send + Sync {
     /// why an attempt was refused.
     async fn activate(&self, attempt: &ActivationAttempt) -> Result<ActivationOutcome, StoreError>;
 
+    /// What `attempt` came to if it was counted (a consistent read; `None`: not counted):
+    /// after an `activate` whose answer never came, whether it was applied.
+    async fn counted_outcome(
+        &self,
+        attempt: &ActivationAttempt,
+    ) -> Result<Option<ActivationOutcome>, StoreError>;
+
     /// The id of the customer whose e-mail marker holds `email_normalized` in the tenant (a
     /// consistent read; `None`: the e-mail is free).
     async fn email_owner(

@@ -525,6 +525,40 @@ async fn a_write_applied_but_never_answered_is_read_back_within_the_invocation()
     }
 }
 
+/// The same for an activation attempt: counted by DynamoDB, never answered. Cut by the
+/// deadline, a right code would answer 503 and its retry 409 (the customer active by then),
+/// and a wrong one would use an attempt unseen; read back by the attempt's id, each gets the
+/// answer it earned.
+#[tokio::test]
+async fn an_activation_applied_but_never_answered_is_read_back_within_the_invocation() {
+    let proxy = CutOffProxy::start(moto_upstream(), "attemptIds").await;
+    proxy.stall.store(true, Ordering::SeqCst);
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "stalled-activation@example.com";
+    let id = stack.registered(&tenant, email).await;
+    let code = stack.code_for(&id);
+    let wrong = super::support::wrong_codes(&code, 1).remove(0);
+    for (guess, status) in [(&wrong, 400), (&code, 200)] {
+        proxy.arm(true, true);
+        let reply = stack.activate(&tenant, &id, email, guess).await;
+        proxy.arm(false, false);
+        assert_eq!(reply.status, status, "{}", reply.body);
+        let request_id = reply.headers["x-request-id"].to_str().unwrap();
+        assert!(
+            super::support::logged_lines_of(request_id)
+                .iter()
+                .any(|l| l["message"]
+                    == "the activation attempt was counted though its answer was lost"),
+            "{status}: read back"
+        );
+    }
+    assert_eq!(proxy.applied.load(Ordering::SeqCst), 2);
+    let item = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(item["customerStatus"], "CS_ACTIVE");
+    assert_eq!(item["codeAttempts"], 2, "each attempt counted once");
+}
+
 #[tokio::test]
 async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_outcome() {
     // The SDK retries a write whose answer was lost. Counting the last allowed attempt twice
