@@ -58,7 +58,7 @@ cpu_median_ns="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])
 # 1.27-1.45x (README -> Performance, 17:3xZ). Baseline and functions are copied alike.
 bin_dir="$work/bin"
 rm -rf "$bin_dir" && mkdir -p "$bin_dir"
-for bin in hello categorization registration activation tls-first-use; do
+for bin in hello hello-current-thread categorization registration activation tls-first-use; do
   cp "$target_dir/release/$bin" "$bin_dir/$bin"
 done
 

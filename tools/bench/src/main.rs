@@ -31,6 +31,8 @@ use report::{Row, Status, median, ms};
 const TENANT: &str = "97e7ff29-15f3-49ef-9681-3bbfcce4f6cd";
 const CONTRACT_EMAIL: &str = "marcus.jensen@example.com";
 const HELLO: &str = "hello";
+/// `hello` on tokio's single-threaded runtime, as the functions run.
+const HELLO_CURRENT_THREAD: &str = "hello-current-thread";
 const FUNCTIONS: [&str; 3] = ["categorization", "registration", "activation"];
 /// The functions with a hierarchy cache.
 const CACHED: [&str; 2] = ["categorization", "registration"];
@@ -670,7 +672,7 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let mailbox = std::path::absolute(options.work_dir.join("mailbox.jsonl"))?;
     let _ = std::fs::remove_file(&mailbox);
-    for name in std::iter::once(HELLO).chain(FUNCTIONS) {
+    for name in [HELLO, HELLO_CURRENT_THREAD].into_iter().chain(FUNCTIONS) {
         let _ = std::fs::remove_file(options.work_dir.join(format!("{name}.log")));
     }
     let proxy = Proxy::start(options.dynamodb.clone()).await?;
@@ -760,7 +762,12 @@ async fn run() -> anyhow::Result<()> {
         "bench: init, {} fresh processes per binary",
         bench.options.init_samples
     );
-    let inits = bench.init_samples(&names).await?;
+    let init_names: Vec<&'static str> = names
+        .iter()
+        .copied()
+        .chain([HELLO_CURRENT_THREAD])
+        .collect();
+    let inits = bench.init_samples(&init_names).await?;
 
     // 3. Argon2id at the contract's parameters, in this release build.
     eprintln!("bench: Argon2id");
@@ -785,7 +792,8 @@ async fn run() -> anyhow::Result<()> {
     // 4. The table.
     let mut rows = Vec::new();
     let of = |name: &str| &runs[names.iter().position(|n| *n == name).unwrap_or(0)];
-    let init_of = |name: &str| inits[names.iter().position(|n| *n == name).unwrap_or(0)].clone();
+    let init_of =
+        |name: &str| inits[init_names.iter().position(|n| *n == name).unwrap_or(0)].clone();
     let init_ms = |name: &str| median(init_of(name));
     let init_samples = bench.options.init_samples;
     let spread = |values: Vec<f64>| {
@@ -800,6 +808,20 @@ async fn run() -> anyhow::Result<()> {
         format!(
             "median of {init_samples} fresh processes; {}",
             spread(init_of(HELLO))
+        ),
+    ));
+    let single_threaded = init_ms(HELLO_CURRENT_THREAD);
+    rows.push(Row::info(
+        "init: hello-world, current_thread runtime",
+        format!("{single_threaded:.2} ms"),
+        format!(
+            "as the functions run; against it {}; {}",
+            FUNCTIONS
+                .iter()
+                .map(|name| format!("{name} {:.2}x", init_ms(name) / single_threaded))
+                .collect::<Vec<_>>()
+                .join(", "),
+            spread(init_of(HELLO_CURRENT_THREAD))
         ),
     ));
     for name in FUNCTIONS {
