@@ -18,8 +18,8 @@ use shared::api::auth::{self, Caller, scopes};
 use shared::api::body::{json_bytes, parse_json};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::outcome::{
-    READ_BACK_LIMIT, answer_by, finish, in_request_span, record_route, step_within,
-    storage_failure, time_to_write, within_deadline, write_within,
+    answer_by, finish, in_request_span, read_back, record_route, storage_failure, time_to_write,
+    within_deadline, write_within,
 };
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, json_response, request_id};
@@ -211,25 +211,8 @@ impl Activation {
             // invocation ended)? Answered 503, a right code would have activated the customer
             // and its retry would meet 409; a wrong one would have used an attempt unseen.
             Err(StoreError::Unavailable(cause)) => {
-                let counted = step_within(
-                    answer_by,
-                    READ_BACK_LIMIT,
-                    self.customers.counted_outcome(&attempt),
-                )
-                .await;
-                match counted {
-                    Some(Ok(Some(outcome))) => {
-                        tracing::warn!(request_id, tenant_id = %checked.caller.tenant, customer_id = %checked.customer_id, "the activation attempt was counted though its answer was lost");
-                        outcome
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(request_id, error = %e, "could not learn whether the activation attempt was counted");
-                        return Err(storage_failure(StoreError::Unavailable(cause)));
-                    }
-                    Some(Ok(None)) | None => {
-                        return Err(storage_failure(StoreError::Unavailable(cause)));
-                    }
-                }
+                let counted = self.customers.counted_outcome(&attempt);
+                read_back(answer_by, request_id, &checked.customer_id, cause, counted).await?
             }
             Err(other) => return Err(storage_failure(other)),
         };
@@ -317,25 +300,13 @@ impl Activation {
             // invocation ended)? Answered 503, the new code would never be sent, the old one
             // would no longer work, and a retry would be refused for 60 s.
             Err(StoreError::Unavailable(cause)) => {
-                let applied = step_within(
-                    answer_by,
-                    READ_BACK_LIMIT,
-                    self.customers
-                        .holds_code(tenant, &checked.customer_id, &issued),
-                )
-                .await;
-                match applied {
-                    Some(Ok(true)) => {
-                        tracing::warn!(request_id, tenant_id = %tenant, customer_id = %checked.customer_id, "the resend's write was applied though its answer was lost");
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(request_id, error = %e, "could not learn whether the resend's write was applied");
-                        return Err(storage_failure(StoreError::Unavailable(cause)));
-                    }
-                    Some(Ok(false)) | None => {
-                        return Err(storage_failure(StoreError::Unavailable(cause)));
-                    }
-                }
+                let held = self
+                    .customers
+                    .holds_code(tenant, &checked.customer_id, &issued);
+                read_back(answer_by, request_id, &checked.customer_id, cause, async {
+                    Ok(held.await?.then_some(()))
+                })
+                .await?;
             }
             // Another resend or the activation got there first.
             Err(StoreError::ConditionFailed) => {

@@ -19,8 +19,8 @@ use shared::api::body::{json_bytes, parse_json_collecting};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::idempotency;
 use shared::api::outcome::{
-    READ_BACK_LIMIT, answer_by, finish, in_request_span, record_route, step_within,
-    storage_failure, time_to_write, within_deadline, write_within,
+    answer_by, finish, in_request_span, read_back, record_route, step_within, storage_failure,
+    time_to_write, within_deadline, write_within,
 };
 use shared::api::routes::{self, Function};
 use shared::api::{ApiError, FieldError, body_text, raw_json_response, request_id};
@@ -359,20 +359,15 @@ impl Registration {
             // The same holds when it is still unanswered at the end of its share of the
             // invocation, and when DynamoDB is still running it for an SDK retry with the
             // same token (TransactionInProgressException).
+            // One consistent read of the e-mail marker, written in the same transaction (and
+            // the least personal item to read), tells: it names the fresh id only this request
+            // can have written.
             Err(StoreError::Unavailable(cause)) => {
-                // Briefly, and within the invocation (the write left time for it): otherwise
-                // 503 as before, which releases a held claim.
-                let stored = step_within(
-                    answer_by,
-                    READ_BACK_LIMIT,
-                    self.was_stored(tenant, &customer.id, &new.email_normalized, request_id),
-                )
-                .await
-                .unwrap_or(false);
-                if !stored {
-                    return Err(storage_failure(StoreError::Unavailable(cause)));
-                }
-                tracing::warn!(request_id, tenant_id = %tenant, customer_id = %customer.id, "the registration's write was applied though its answer was lost");
+                let owner = self.customers.email_owner(tenant, &new.email_normalized);
+                read_back(answer_by, request_id, &customer.id, cause, async {
+                    Ok(owner.await?.filter(|owner| *owner == customer.id))
+                })
+                .await?;
             }
             Err(other) => return Err(storage_failure(other)),
         }
@@ -416,25 +411,6 @@ impl Registration {
             request_id,
             &[("location", location)],
         ))
-    }
-
-    /// Whether this request's customer is stored, after a write whose outcome is unknown: one
-    /// consistent read of its e-mail marker, written in the same transaction (and the least
-    /// personal item to read), which names the fresh id only this request can have written.
-    async fn was_stored(
-        &self,
-        tenant: &TenantId,
-        customer_id: &str,
-        email_normalized: &str,
-        request_id: &str,
-    ) -> bool {
-        match self.customers.email_owner(tenant, email_normalized).await {
-            Ok(owner) => owner.as_deref() == Some(customer_id),
-            Err(e) => {
-                tracing::warn!(request_id, error = %e, "could not learn whether the registration was stored");
-                false
-            }
-        }
     }
 
     /// After a failure with a claim held: a conflict is recorded for replay (a retry gets the

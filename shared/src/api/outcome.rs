@@ -166,7 +166,7 @@ pub async fn write_within<T>(
 
 /// The most a read after a write of unknown outcome may take (a consistent `GetItem` takes
 /// milliseconds; DynamoDB unreachable, it would take the SDK's retries).
-pub const READ_BACK_LIMIT: Duration = Duration::from_secs(1);
+const READ_BACK_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a step after the write leaves before `answer_by`: the invocation's own timer
 /// ([`within_deadline`]) was set a moment before `answer_by` was, and must not win the race.
@@ -186,6 +186,34 @@ pub async fn step_within<T>(
             .min(limit)
     });
     tokio::time::timeout(left, step).await.ok()
+}
+
+/// After a write whose outcome is unknown (`cause`: it was `Unavailable`), reads back whether
+/// it was applied, within [`READ_BACK_LIMIT`] and the invocation: `read` gives what the write
+/// came to, `None` if it was not applied. Not applied, or not known, the write's own failure
+/// is answered (503, which also releases a held Idempotency-Key claim).
+pub async fn read_back<T>(
+    answer_by: Option<TokioInstant>,
+    request_id: &str,
+    customer_id: &str,
+    cause: anyhow::Error,
+    read: impl Future<Output = Result<Option<T>, StoreError>>,
+) -> Result<T, ApiError> {
+    match step_within(answer_by, READ_BACK_LIMIT, read).await {
+        Some(Ok(Some(applied))) => {
+            tracing::warn!(
+                request_id,
+                customer_id,
+                "the write was applied though its answer was lost"
+            );
+            Ok(applied)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(request_id, error = %e, "could not learn whether the write was applied");
+            Err(storage_failure(StoreError::Unavailable(cause)))
+        }
+        Some(Ok(None)) | None => Err(storage_failure(StoreError::Unavailable(cause))),
+    }
 }
 
 /// The time an e-mail after a write may take: until `answer_by` less [`SEND_RESERVE`].

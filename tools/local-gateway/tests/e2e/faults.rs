@@ -548,8 +548,7 @@ async fn an_activation_applied_but_never_answered_is_read_back_within_the_invoca
         assert!(
             super::support::logged_lines_of(request_id)
                 .iter()
-                .any(|l| l["message"]
-                    == "the activation attempt was counted though its answer was lost"),
+                .any(|l| l["message"] == "the write was applied though its answer was lost"),
             "{status}: read back"
         );
     }
