@@ -39,8 +39,9 @@ use shared::store::{
 
 const ROUTE: &str = "POST /registration";
 
-/// The most recording a failed e-mail in the Idempotency-Key record may take (within the
-/// invocation: after an e-mail that took all its time, ~1 s is left).
+/// The most recording a failed e-mail, or settling a claim after a failure, in the
+/// Idempotency-Key record may take (within the invocation: after an e-mail that took all its
+/// time, ~1 s is left).
 const RECORD_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The registration function, built once per cold start.
@@ -173,12 +174,22 @@ impl Registration {
                     expires_at: now + chrono::Duration::seconds(idempotency::RETENTION_SECONDS),
                     lock_expires_at: now + chrono::Duration::seconds(idempotency::LOCK_SECONDS),
                 };
-                match self
-                    .idempotency
-                    .claim(&claim)
-                    .await
-                    .map_err(storage_failure)?
-                {
+                // Within its share of the invocation, like every write: a claim DynamoDB
+                // applied but never answered would otherwise be cut by the deadline with the
+                // key locked for `LOCK_SECONDS`, every retry with it answered 409 until then.
+                let claimed = match write_within(answer_by, self.idempotency.claim(&claim)).await {
+                    Ok(claimed) => claimed,
+                    Err(error @ StoreError::Unavailable(_)) => {
+                        // Applied or not, the release deletes only a record with this
+                        // request's token.
+                        let refusal = storage_failure(error);
+                        self.settle_failed_claim(&claim, &refusal, request_id, answer_by)
+                            .await;
+                        return Err(refusal);
+                    }
+                    Err(other) => return Err(storage_failure(other)),
+                };
+                match claimed {
                     ClaimOutcome::Claimed => Some(claim),
                     ClaimOutcome::InProgress => return Err(ApiError::RequestInProgress),
                     ClaimOutcome::Reused => return Err(ApiError::IdempotencyKeyReused),
@@ -203,7 +214,8 @@ impl Registration {
             )
             .await;
         if let (Some(claim), Err(error)) = (&claim, &result) {
-            self.settle_failed_claim(claim, error, request_id).await;
+            self.settle_failed_claim(claim, error, request_id, answer_by)
+                .await;
         }
         result
     }
@@ -414,38 +426,49 @@ impl Registration {
     }
 
     /// After a failure with a claim held: a conflict is recorded for replay (a retry gets the
-    /// same 409); anything that wrote nothing releases the claim so a retry can run.
+    /// same 409); anything that wrote nothing releases the claim so a retry can run. Within
+    /// [`RECORD_LIMIT`] and the invocation, so it cannot turn the failure's answer into a 503;
+    /// unsettled, the claim's lock expires after `LOCK_SECONDS` and a retry takes it over.
     async fn settle_failed_claim(
         &self,
         claim: &IdempotencyClaim,
         error: &ApiError,
         request_id: &str,
+        answer_by: Option<tokio::time::Instant>,
     ) {
-        let outcome = match error {
-            ApiError::RequestInProgress => return,
-            ApiError::EmailAlreadyExists => {
-                let response = error.clone().into_response(request_id);
-                self.idempotency
-                    .complete(&IdempotencyCompletion {
-                        tenant: claim.tenant.clone(),
-                        key: claim.key.clone(),
-                        token: claim.token.clone(),
-                        response: StoredResponse {
-                            status: response.status().as_u16(),
-                            body: body_text(&response),
-                            location: None,
-                        },
-                    })
-                    .await
-            }
-            _ => {
-                self.idempotency
-                    .release(&claim.tenant, &claim.key, &claim.token)
-                    .await
+        let settle = async {
+            match error {
+                ApiError::RequestInProgress => Ok(()),
+                ApiError::EmailAlreadyExists => {
+                    let response = error.clone().into_response(request_id);
+                    self.idempotency
+                        .complete(&IdempotencyCompletion {
+                            tenant: claim.tenant.clone(),
+                            key: claim.key.clone(),
+                            token: claim.token.clone(),
+                            response: StoredResponse {
+                                status: response.status().as_u16(),
+                                body: body_text(&response),
+                                location: None,
+                            },
+                        })
+                        .await
+                }
+                _ => {
+                    self.idempotency
+                        .release(&claim.tenant, &claim.key, &claim.token)
+                        .await
+                }
             }
         };
-        if let Err(e) = outcome {
-            tracing::warn!(request_id, error = %e, "could not settle the idempotency claim");
+        match step_within(answer_by, RECORD_LIMIT, settle).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(request_id, error = %e, "could not settle the idempotency claim");
+            }
+            None => {
+                tracing::warn!(request_id, "no time left to settle the idempotency claim");
+            }
         }
     }
 }
@@ -545,6 +568,18 @@ mod tests {
         sender: Arc<dyn CodeSender>,
     ) -> (Registration, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::with_hierarchy(demo_hierarchy()));
+        let function = function_over(&store, hierarchies, store.clone(), sender);
+        (function, store)
+    }
+
+    /// A function over `store`, with `hierarchies` and `idempotency` in place of its own when
+    /// given.
+    fn function_over(
+        store: &Arc<MemoryStore>,
+        hierarchies: Option<Arc<dyn HierarchySource>>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        sender: Arc<dyn CodeSender>,
+    ) -> Registration {
         let config = Config::from_lookup(|n| (n == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
         let clock = Arc::new(FixedClock::at(
             chrono::Utc
@@ -556,17 +591,14 @@ mod tests {
             std::time::Duration::from_secs(3600),
         );
         let hierarchies = hierarchies.unwrap_or_else(|| store.clone());
-        (
-            Registration::new(
-                config,
-                &settings,
-                hierarchies,
-                store.clone(),
-                store.clone(),
-                sender,
-                clock,
-            ),
-            store,
+        Registration::new(
+            config,
+            &settings,
+            hierarchies,
+            store.clone(),
+            idempotency,
+            sender,
+            clock,
         )
     }
 
@@ -885,6 +917,59 @@ mod tests {
             .handle(lambda_http::request::from_str(event).unwrap())
             .await;
         assert_eq!(second.status(), 409);
+        assert_eq!(body(&second)["data"]["error"], "EMAIL_ALREADY_EXISTS");
+        assert_eq!(store.customer_count(), 1);
+    }
+
+    /// Idempotency-Key records in a memory store, except that settling a claim after a
+    /// failure (recording its answer, or releasing it) never answers.
+    struct NeverSettles(Arc<MemoryStore>);
+
+    #[async_trait::async_trait]
+    impl IdempotencyStore for NeverSettles {
+        async fn claim(&self, claim: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError> {
+            self.0.claim(claim).await
+        }
+        async fn complete(&self, _: &IdempotencyCompletion) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+        async fn release(&self, _: &TenantId, _: &str, _: &str) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+        async fn recorded(
+            &self,
+            tenant: &TenantId,
+            key: &str,
+            body_hash: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Option<ClaimOutcome>, StoreError> {
+            self.0.recorded(tenant, key, body_hash, now).await
+        }
+    }
+
+    /// A keyed registration that fails after its claim must still be answered when settling
+    /// the claim hangs: the settling gets `RECORD_LIMIT`, and the request its 409.
+    #[tokio::test]
+    async fn a_claim_that_cannot_be_settled_does_not_hold_the_answer() {
+        let (plain, store) = function();
+        let event = include_str!("../../../events/registration-contract-example.json");
+        let first = plain
+            .handle(lambda_http::request::from_str(event).unwrap())
+            .await;
+        assert_eq!(first.status(), 201);
+        let keyed = function_over(
+            &store,
+            None,
+            Arc::new(NeverSettles(store.clone())),
+            Arc::new(FailingSender),
+        );
+        let mut event: serde_json::Value = serde_json::from_str(event).unwrap();
+        event["headers"]["idempotency-key"] = serde_json::json!("settle-hangs");
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_secs(30), keyed.handle(request)).await;
+        let second = answered.expect("answered, though the claim was never settled");
+        assert_eq!(second.status(), 409, "{}", body(&second));
         assert_eq!(body(&second)["data"]["error"], "EMAIL_ALREADY_EXISTS");
         assert_eq!(store.customer_count(), 1);
     }

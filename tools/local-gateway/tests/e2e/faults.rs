@@ -942,3 +942,33 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
     assert_eq!(retry.status, 201, "{}", retry.body);
     assert!(retry.headers.get("idempotent-replayed").is_none());
 }
+
+/// The same for an Idempotency-Key's claim: applied by DynamoDB, never answered. Cut by the
+/// deadline, the request would answer 503 with the key locked for its 60 s, and every retry
+/// with it would get 409 `REQUEST_IN_PROGRESS` until then. Bounded like any write, the claim
+/// is released by its token before the 503, and the retry registers.
+#[tokio::test]
+async fn a_claim_applied_but_never_answered_is_released_within_the_invocation() {
+    let proxy = CutOffProxy::start(moto_upstream(), "lockExpiresAt").await;
+    proxy.stall.store(true, Ordering::SeqCst);
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "stalled-claim@example.com");
+    proxy.arm(true, true);
+    let reply = stack
+        .register_with_key(&tenant, "stalled-claim", &body)
+        .await;
+    proxy.arm(false, false);
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(
+        proxy.applied.load(Ordering::SeqCst),
+        1,
+        "the claim reached moto"
+    );
+    assert!(stack.mail().is_empty(), "nothing registered, nothing sent");
+    let retry = stack
+        .register_with_key(&tenant, "stalled-claim", &body)
+        .await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.body["data"]["activationCodeDelivery"], "SENT");
+}
