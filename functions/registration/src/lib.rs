@@ -817,7 +817,7 @@ mod tests {
                 .collect()
         };
         type Change = fn(&mut serde_json::Value);
-        let cases: [(Change, &[&str]); 3] = [
+        let cases: [(Change, &[&str]); 4] = [
             (
                 |b| {
                     let top = b.as_object_mut().unwrap();
@@ -846,6 +846,18 @@ mod tests {
                     b["individualCustomer"]["person"] = serde_json::json!({"firstName": 42});
                 },
                 &["individualCustomer.person.firstName INVALID_FIELD"],
+            ),
+            // A name is required in the person whatever its top-level copy holds.
+            (
+                |b| {
+                    let person = b["individualCustomer"]["person"].as_object_mut().unwrap();
+                    person.remove("firstName");
+                    b["firstName"] = serde_json::json!(5);
+                },
+                &[
+                    "firstName INVALID_FIELD",
+                    "individualCustomer.person.firstName INVALID_NAME",
+                ],
             ),
         ];
         for (change, expected) in cases {

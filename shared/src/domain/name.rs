@@ -40,10 +40,10 @@ impl PersonName {
                     Some(n) if n < MAX_MARKS => Some(n + 1),
                     _ => return Err(ONLY),
                 }
-            } else if c.is_alphabetic() {
+            } else if unicode::is_letter(c) {
                 Some(0)
             } else if unicode::JOINERS.contains(&c) {
-                if !chars.get(i + 1).is_some_and(|n| n.is_alphabetic()) {
+                if !chars.get(i + 1).is_some_and(|&n| unicode::is_letter(n)) {
                     return Err(ONLY);
                 }
                 None
@@ -53,7 +53,7 @@ impl PersonName {
                 return Err(ONLY);
             };
         }
-        if !chars.iter().any(|c| c.is_alphabetic()) {
+        if !chars.iter().any(|&c| unicode::is_letter(c)) {
             return Err(ONLY);
         }
         Ok(Self(name.into_owned()))
@@ -102,6 +102,10 @@ mod tests {
             ("", false),
             ("   ", false),
             ("R2D2", false),
+            ("Louis \u{216B}", false),
+            ("\u{24C2}arcus", false),
+            ("\u{1F130}nn", false),
+            ("\u{02BC}Okina", true),
             ("Bob!", false),
             ("a\u{0}b", false),
             ("-'.", false),

@@ -83,6 +83,21 @@ pub fn has_disallowed(text: &str) -> bool {
     false
 }
 
+/// A letter of any script (general category L: upper, lower, title case, modifier, other).
+/// Not `char::is_alphabetic`, whose Alphabetic property also holds Roman numerals ("Ⅻ", a
+/// number) and circled or squared letters ("Ⓜ", "🄰", symbols).
+pub fn is_letter(c: char) -> bool {
+    use GeneralCategory as G;
+    matches!(
+        category(c),
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
+    )
+}
+
 /// A combining mark (nonspacing, spacing or enclosing): accents, viramas, vowel signs.
 pub fn is_mark(c: char) -> bool {
     use GeneralCategory as G;

@@ -200,9 +200,10 @@ pub fn validate_typed(
 }
 
 /// Whether the rules' finding `e` only restates that a value of the wrong type at `typed` was
-/// taken as absent: a finding on that value or inside it, or "is required" for the same value
-/// under another name (`password` and `individualCustomer.user.password`, `matchingPassword`;
-/// the phone and the contacts it may come from).
+/// taken as absent: a finding on that value or inside it, or "is required" for a value that
+/// may come from either place (`password` and `individualCustomer.user.password`,
+/// `matchingPassword`; the phone and the contacts it may come from). A name or e-mail is
+/// required in the person whatever its top-level copy holds, so that finding stays.
 fn follows_from(e: &FieldError, typed: &str) -> bool {
     let inside = e.field == typed
         || e.field
@@ -211,12 +212,15 @@ fn follows_from(e: &FieldError, typed: &str) -> bool {
     let value = |field: &str| {
         let leaf = field.rsplit('.').next().unwrap_or(field);
         match leaf.split('[').next().unwrap_or(leaf) {
-            "matchingPassword" => "password".to_owned(),
-            "contacts" => "phone".to_owned(),
-            other => other.to_owned(),
+            "password" | "matchingPassword" => Some("password"),
+            "phone" | "contacts" => Some("phone"),
+            _ => None,
         }
     };
-    inside || (e.message.starts_with("is required") && value(&e.field) == value(typed))
+    inside
+        || (e.message.starts_with("is required")
+            && value(&e.field).is_some()
+            && value(&e.field) == value(typed))
 }
 
 /// Validates the whole body. A tenant mismatch in the body is a 403 on its own; a body with
@@ -354,43 +358,30 @@ pub fn validate(
 
     // Password and its confirmation: top level, or in individualCustomer.user.
     const U: &str = "individualCustomer.user";
-    let password = match (&req.password, &user.password) {
-        (Some(top), Some(nested)) if top != nested => {
-            errors.push(format!("{U}.password"), conflict("password"));
-            None
+    // As everywhere, the nested value wins and a top-level copy that disagrees is the
+    // conflict, on the copy's path; the nested value is still checked.
+    let mut source = |top: &Option<String>, nested: &Option<String>, field: &str| {
+        if let (Some(top), Some(nested)) = (top, nested)
+            && top != nested
+        {
+            errors.push(field, conflict(&format!("{U}.{field}")));
         }
-        (top, nested) => top.as_ref().or(nested.as_ref()),
+        nested.clone().or_else(|| top.clone())
     };
-    let matching = match (&req.matching_password, &user.matching_password) {
-        (Some(top), Some(nested)) if top != nested => {
-            errors.push(
-                format!("{U}.matchingPassword"),
-                conflict("matchingPassword"),
-            );
-            None
-        }
-        (top, nested) => top.as_ref().or(nested.as_ref()),
-    };
-    let password = match (password, matching) {
-        (None, _) => {
+    let password = source(&req.password, &user.password, "password");
+    let matching = source(
+        &req.matching_password,
+        &user.matching_password,
+        "matchingPassword",
+    );
+    // Every problem at once: a weak password is reported with a missing or mismatched
+    // confirmation, not only once they agree.
+    let strong = match &password {
+        None => {
             errors.push("password", ("WEAK_PASSWORD", "is required".into()));
             None
         }
-        (Some(_), None) => {
-            errors.push(
-                "matchingPassword",
-                ("PASSWORD_MISMATCH", "is required".into()),
-            );
-            None
-        }
-        (Some(p), Some(m)) if p != m => {
-            errors.push(
-                "matchingPassword",
-                ("PASSWORD_MISMATCH", "does not match password".into()),
-            );
-            None
-        }
-        (Some(p), Some(_)) => {
+        Some(p) => {
             let personal: Vec<&str> = [
                 email.as_ref().map(Email::local_part),
                 first_name.as_ref().map(PersonName::as_str),
@@ -407,6 +398,24 @@ pub fn validate(
                 }
             }
         }
+    };
+    let password = match (&password, &matching) {
+        (None, _) => None,
+        (Some(_), None) => {
+            errors.push(
+                "matchingPassword",
+                ("PASSWORD_MISMATCH", "is required".into()),
+            );
+            None
+        }
+        (Some(p), Some(m)) if p != m => {
+            errors.push(
+                "matchingPassword",
+                ("PASSWORD_MISMATCH", "does not match password".into()),
+            );
+            None
+        }
+        (Some(_), Some(_)) => strong,
     };
 
     let roles = roles(&mut errors, req.role_ids.as_deref(), user.roles.as_deref());
@@ -1030,7 +1039,74 @@ mod tests {
         let mut body = contract_body();
         body["individualCustomer"]["user"]["matchingPassword"] = json!("OtherPass123!!");
         assert!(matches!(run(body), Err(ApiError::Validation(e))
-            if e.iter().any(|e| e.field == "individualCustomer.user.matchingPassword" && e.code == "FIELD_CONFLICT")));
+            if e.iter().any(|e| e.field == "matchingPassword" && e.code == "FIELD_CONFLICT")));
+    }
+
+    /// Like every other top-level copy: the conflict is on the copy's path, the nested value
+    /// wins and is checked, and nothing is reported as missing that was sent.
+    #[test]
+    fn a_disagreeing_top_level_password_is_the_conflict_and_the_nested_one_is_checked() {
+        let found = |body: Value| -> Vec<(String, String)> {
+            match run(body) {
+                Err(ApiError::Validation(errors)) => errors
+                    .into_iter()
+                    .map(|e| (e.field, e.code.to_owned()))
+                    .collect(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let pair = |f: &str, c: &str| (f.to_owned(), c.to_owned());
+        let mut body = contract_body();
+        body["individualCustomer"]["user"]["password"] = json!("OtherPass123!!");
+        body["individualCustomer"]["user"]["matchingPassword"] = json!("OtherPass123!!");
+        assert_eq!(
+            found(body.clone()),
+            [
+                pair("password", "FIELD_CONFLICT"),
+                pair("matchingPassword", "FIELD_CONFLICT")
+            ]
+        );
+        body["individualCustomer"]["user"]["password"] = json!("weak");
+        body["individualCustomer"]["user"]["matchingPassword"] = json!("weak");
+        assert_eq!(
+            found(body),
+            [
+                pair("password", "FIELD_CONFLICT"),
+                pair("matchingPassword", "FIELD_CONFLICT"),
+                pair("password", "WEAK_PASSWORD"),
+            ],
+            "the nested password is the one checked"
+        );
+    }
+
+    /// §3.2: all problems in one answer. A weak password used to be reported only once its
+    /// confirmation matched.
+    #[test]
+    fn a_weak_password_is_reported_with_its_confirmation_problem() {
+        let cases = [
+            (Some(json!("short2")), "does not match password"),
+            (None, "is required"),
+        ];
+        for (matching, message) in cases {
+            let body = with(
+                with(contract_body(), "password", Some(json!("short"))),
+                "matchingPassword",
+                matching,
+            );
+            match run(body) {
+                Err(ApiError::Validation(errors)) => {
+                    let got: Vec<(&str, &str, &str)> = errors
+                        .iter()
+                        .map(|e| (e.field.as_str(), e.code, e.message.as_str()))
+                        .collect();
+                    assert_eq!(got.len(), 2, "{got:?}");
+                    assert_eq!(got[0].0, "password");
+                    assert_eq!(got[0].1, "WEAK_PASSWORD");
+                    assert_eq!(got[1], ("matchingPassword", "PASSWORD_MISMATCH", message));
+                }
+                other => panic!("{message}: {other:?}"),
+            }
+        }
     }
 
     #[test]
