@@ -1633,7 +1633,7 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     hierarchy.categories.remove("MEDIUM_RISK_INDIVIDUAL");
     hierarchy.default_category_id = Some("LOW_RISK_INDIVIDUAL".into());
     stack.put_hierarchy(&hierarchy).await;
-    let fresh = Stack::start().await;
+    let fresh = Stack::start_beside(&stack, None, local_gateway::LAMBDA_TIMEOUT).await;
     let unkeyed = fresh
         .register(&tenant, &contract_body(&tenant, "other@example.com"))
         .await;

@@ -937,7 +937,7 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
         "nothing written, the claim released"
     );
 
-    let roomy = Stack::start_with(Some(slow), Duration::from_secs(30)).await;
+    let roomy = Stack::start_beside(&stack, Some(slow), Duration::from_secs(30)).await;
     let retry = roomy.register_with_key(&tenant, "no-time", &body).await;
     assert_eq!(retry.status, 201, "{}", retry.body);
     assert!(retry.headers.get("idempotent-replayed").is_none());

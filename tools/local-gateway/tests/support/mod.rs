@@ -1,4 +1,4 @@
-//! Test support: a gateway per test on a free port, against the run's table in moto.
+//! Test support: a gateway per test on a free port, against a table of its own in moto.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,15 +17,12 @@ use shared::clock::Clock;
 use shared::clock::FixedClock;
 use shared::config::Config;
 use shared::store::dynamodb::DynamoStore;
-use tokio::sync::OnceCell;
 
 pub const REGISTRATION: &str = "/api/v2.1/customer/individual/registration";
 
 pub fn hierarchy_path(tenant: &str) -> String {
     format!("/api/v2.1/customer/individual/categorization/hierarchy/{tenant}")
 }
-
-static TABLE: OnceCell<String> = OnceCell::const_new();
 
 /// Every log line the functions wrote during this test run (the production JSON format, at
 /// debug level), for the privacy checks.
@@ -56,19 +53,23 @@ pub fn logged_lines_of(request_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The run's table, created once from `template.yaml`.
-async fn table(client: &Client) -> String {
-    TABLE
-        .get_or_init(|| async {
-            let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-            let template = include_str!("../../../../template.yaml");
-            admin::create_table(client, template, &name)
-                .await
-                .expect("create table in moto");
-            name
-        })
+/// A new table from `template.yaml`. One per stack, not one per run: moto's
+/// `TransactWriteItems` deep-copies its table for rollback (twice per registration), so a
+/// table shared by the whole run made each registration slower than the one before, ~0.35 ms
+/// per item (~550 ms by the end of a run); queued behind a burst of them in moto (which
+/// applies one request at a time), a request found less than its write reserve left and
+/// answered 503.
+async fn new_table(client: &Client) -> String {
+    let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let template = include_str!("../../../../template.yaml");
+    admin::create_table(client, template, &name)
         .await
-        .clone()
+        .expect("create table in moto");
+    name
+}
+
+fn new_mailbox() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()))
 }
 
 pub struct Stack {
@@ -226,9 +227,17 @@ impl Stack {
     /// As [`Stack::start_with_dynamodb`], with each invocation's deadline `timeout` after it
     /// starts.
     pub async fn start_with(endpoint: Option<String>, timeout: std::time::Duration) -> Self {
-        let mailbox =
-            std::env::temp_dir().join(format!("e2e-mailbox-{}.jsonl", uuid::Uuid::new_v4()));
-        Self::start_full(endpoint, timeout, mailbox).await
+        Self::start_full(None, endpoint, timeout, new_mailbox()).await
+    }
+
+    /// As [`Stack::start_with`], on `other`'s table: fresh functions (nothing cached) over
+    /// the same data.
+    pub async fn start_beside(
+        other: &Stack,
+        endpoint: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self::start_full(Some(other.table.clone()), endpoint, timeout, new_mailbox()).await
     }
 
     /// A stack whose every e-mail fails: its mailbox is a directory, which cannot be
@@ -237,10 +246,12 @@ impl Stack {
         let mailbox =
             std::env::temp_dir().join(format!("e2e-unwritable-mailbox-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir(&mailbox).unwrap();
-        Self::start_full(None, local_gateway::LAMBDA_TIMEOUT, mailbox).await
+        Self::start_full(None, None, local_gateway::LAMBDA_TIMEOUT, mailbox).await
     }
 
+    /// A stack on `table` (a new one if `None`).
     async fn start_full(
+        table: Option<String>,
         endpoint: Option<String>,
         timeout: std::time::Duration,
         mailbox: std::path::PathBuf,
@@ -251,7 +262,10 @@ impl Stack {
         );
         shared::telemetry::init_with_writer(|| Capture, "debug");
         let client = patient_client().await;
-        let table = table(&client).await;
+        let table = match table {
+            Some(table) => table,
+            None => new_table(&client).await,
+        };
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.clone()),
             _ => None,
