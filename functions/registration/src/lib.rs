@@ -33,8 +33,8 @@ use shared::registration::{
     ValidationContext, validate_typed,
 };
 use shared::store::{
-    ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
-    IdempotencyStore, NewCustomer, StoreError, StoredResponse,
+    ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyStore, NewCustomer,
+    StoreError, StoredResponse,
 };
 
 const ROUTE: &str = "POST /registration";
@@ -340,15 +340,12 @@ impl Registration {
         let created =
             |delivery: &str| response::created_body(&customer, &redirect_url, delivery, request_id);
         let completion = |body: String, status: u16, location: Option<String>| {
-            claim.map(|c| IdempotencyCompletion {
-                tenant: c.tenant.clone(),
-                key: c.key.clone(),
-                token: c.token.clone(),
-                response: StoredResponse {
+            claim.map(|c| {
+                c.completion(StoredResponse {
                     status,
                     body,
                     location,
-                },
+                })
             })
         };
         let new = NewCustomer {
@@ -398,24 +395,13 @@ impl Registration {
         if !sent && let Some(completion) = completion(body.clone(), 201, Some(location.clone())) {
             // Replays must tell the truth about delivery too; but this registration is done,
             // and its 201 must not wait past the deadline for it.
-            let recorded = step_within(
+            record_within(
                 answer_by,
-                RECORD_LIMIT,
+                request_id,
+                "record the delivery failure for replays",
                 self.idempotency.complete(&completion),
             )
             .await;
-            match recorded {
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(request_id, error = %e, "could not record the delivery failure for replays");
-                }
-                None => {
-                    tracing::warn!(
-                        request_id,
-                        "no time left to record the delivery failure for replays"
-                    );
-                }
-            }
         }
         Ok(raw_json_response(
             StatusCode::CREATED,
@@ -442,16 +428,11 @@ impl Registration {
                 ApiError::EmailAlreadyExists => {
                     let response = error.clone().into_response(request_id);
                     self.idempotency
-                        .complete(&IdempotencyCompletion {
-                            tenant: claim.tenant.clone(),
-                            key: claim.key.clone(),
-                            token: claim.token.clone(),
-                            response: StoredResponse {
-                                status: response.status().as_u16(),
-                                body: body_text(&response),
-                                location: None,
-                            },
-                        })
+                        .complete(&claim.completion(StoredResponse {
+                            status: response.status().as_u16(),
+                            body: body_text(&response),
+                            location: None,
+                        }))
                         .await
                 }
                 _ => {
@@ -461,15 +442,29 @@ impl Registration {
                 }
             }
         };
-        match step_within(answer_by, RECORD_LIMIT, settle).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                tracing::warn!(request_id, error = %e, "could not settle the idempotency claim");
-            }
-            None => {
-                tracing::warn!(request_id, "no time left to settle the idempotency claim");
-            }
-        }
+        record_within(
+            answer_by,
+            request_id,
+            "settle the idempotency claim",
+            settle,
+        )
+        .await;
+    }
+}
+
+/// A write to the key's record once the request's answer is decided (`what`: to log why it
+/// did not happen): within [`RECORD_LIMIT`] and the invocation, so it cannot change that
+/// answer into a 503.
+async fn record_within(
+    answer_by: Option<tokio::time::Instant>,
+    request_id: &str,
+    what: &str,
+    write: impl std::future::Future<Output = Result<(), StoreError>>,
+) {
+    match step_within(answer_by, RECORD_LIMIT, write).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::warn!(request_id, error = %e, "could not {what}"),
+        None => tracing::warn!(request_id, "no time left to {what}"),
     }
 }
 
@@ -545,6 +540,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use shared::clock::FixedClock;
+    use shared::store::IdempotencyCompletion;
     use shared::store::memory::MemoryStore;
 
     fn demo_hierarchy() -> shared::categorization::Hierarchy {
@@ -817,7 +813,7 @@ mod tests {
                 .collect()
         };
         type Change = fn(&mut serde_json::Value);
-        let cases: [(Change, &[&str]); 4] = [
+        let cases: [(Change, &[&str]); 5] = [
             (
                 |b| {
                     let top = b.as_object_mut().unwrap();
@@ -858,6 +854,15 @@ mod tests {
                     "firstName INVALID_FIELD",
                     "individualCustomer.person.firstName INVALID_NAME",
                 ],
+            ),
+            // A confirmation of the wrong type does not hide that the password is missing.
+            (
+                |b| {
+                    let top = b.as_object_mut().unwrap();
+                    top.remove("password");
+                    top["matchingPassword"] = serde_json::json!(123);
+                },
+                &["matchingPassword INVALID_FIELD", "password WEAK_PASSWORD"],
             ),
         ];
         for (change, expected) in cases {

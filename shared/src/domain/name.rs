@@ -106,6 +106,8 @@ mod tests {
             ("\u{24C2}arcus", false),
             ("\u{1F130}nn", false),
             ("\u{02BC}Okina", true),
+            ("Kamaka\u{02BB}ala", true),
+            ("\u{3007}", false),
             ("Bob!", false),
             ("a\u{0}b", false),
             ("-'.", false),

@@ -55,7 +55,7 @@ fn joiner_allowed(before: Option<char>, joiner: char, after: Option<char>) -> bo
     // The Arabic script's blocks (Arabic, Supplement, Extended-A/B/C, Presentation Forms).
     let arabic = |c: Option<char>| {
         c.is_some_and(|c| {
-            c.is_alphabetic()
+            is_letter(c)
                 && matches!(c,
                     '\u{0600}'..='\u{06FF}'
                     | '\u{0750}'..='\u{077F}'

@@ -201,8 +201,8 @@ pub fn validate_typed(
 
 /// Whether the rules' finding `e` only restates that a value of the wrong type at `typed` was
 /// taken as absent: a finding on that value or inside it, or "is required" for a value that
-/// may come from either place (`password` and `individualCustomer.user.password`,
-/// `matchingPassword`; the phone and the contacts it may come from). A name or e-mail is
+/// may come from either place (`password` and `individualCustomer.user.password`, the same
+/// for `matchingPassword`; the phone and the contacts it may come from). A name or e-mail is
 /// required in the person whatever its top-level copy holds, so that finding stays.
 fn follows_from(e: &FieldError, typed: &str) -> bool {
     let inside = e.field == typed
@@ -212,7 +212,8 @@ fn follows_from(e: &FieldError, typed: &str) -> bool {
     let value = |field: &str| {
         let leaf = field.rsplit('.').next().unwrap_or(field);
         match leaf.split('[').next().unwrap_or(leaf) {
-            "password" | "matchingPassword" => Some("password"),
+            "password" => Some("password"),
+            "matchingPassword" => Some("matchingPassword"),
             "phone" | "contacts" => Some("phone"),
             _ => None,
         }
@@ -360,11 +361,13 @@ pub fn validate(
     const U: &str = "individualCustomer.user";
     // As everywhere, the nested value wins and a top-level copy that disagrees is the
     // conflict, on the copy's path; the nested value is still checked.
+    let mut conflicted = false;
     let mut source = |top: &Option<String>, nested: &Option<String>, field: &str| {
         if let (Some(top), Some(nested)) = (top, nested)
             && top != nested
         {
             errors.push(field, conflict(&format!("{U}.{field}")));
+            conflicted = true;
         }
         nested.clone().or_else(|| top.clone())
     };
@@ -400,14 +403,17 @@ pub fn validate(
         }
     };
     let password = match (&password, &matching) {
-        (None, _) => None,
-        (Some(_), None) => {
+        (_, None) => {
             errors.push(
                 "matchingPassword",
                 ("PASSWORD_MISMATCH", "is required".into()),
             );
             None
         }
+        (None, Some(_)) => None,
+        // Whether they match is moot until the copies agree (a confirmation sent only at the
+        // top level, beside its password, would "mismatch" the nested password).
+        (Some(_), Some(_)) if conflicted => None,
         (Some(p), Some(m)) if p != m => {
             errors.push(
                 "matchingPassword",
@@ -1076,6 +1082,24 @@ mod tests {
                 pair("password", "WEAK_PASSWORD"),
             ],
             "the nested password is the one checked"
+        );
+        // A confirmation beside the top-level copy does not "mismatch" the nested password:
+        // the conflict is the problem.
+        let mut body = contract_body();
+        body["individualCustomer"]["user"]["password"] = json!("OtherPass123!!");
+        assert_eq!(found(body), [pair("password", "FIELD_CONFLICT")]);
+        // Neither sent: both are required.
+        let body = with(
+            with(contract_body(), "password", None),
+            "matchingPassword",
+            None,
+        );
+        assert_eq!(
+            found(body),
+            [
+                pair("password", "WEAK_PASSWORD"),
+                pair("matchingPassword", "PASSWORD_MISMATCH")
+            ]
         );
     }
 

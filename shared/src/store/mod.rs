@@ -83,6 +83,18 @@ pub struct IdempotencyCompletion {
     pub response: StoredResponse,
 }
 
+impl IdempotencyClaim {
+    /// This claim's end, with `response` to replay.
+    pub fn completion(&self, response: StoredResponse) -> IdempotencyCompletion {
+        IdempotencyCompletion {
+            tenant: self.tenant.clone(),
+            key: self.key.clone(),
+            token: self.token.clone(),
+            response,
+        }
+    }
+}
+
 /// Idempotency records.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
