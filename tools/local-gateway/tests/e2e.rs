@@ -27,7 +27,7 @@ async fn the_contract_example_registers_a_customer_with_one_customer_and_one_ema
         )
         .await;
 
-    assert_eq!(response.status, 201, "{}", response.body);
+    assert_eq!(response.status, 201, "{}", response);
     let data = &response.body["data"];
     assert_eq!(response.body["code"], 201);
     assert_eq!(data["tenantId"], tenant.as_str());
@@ -106,7 +106,7 @@ async fn smart_selection_fills_the_mandatory_keys_the_client_left_out() {
         .remove("categorization");
     body.as_object_mut().unwrap().remove("customerCategory");
     let response = stack.register(&tenant, &body).await;
-    assert_eq!(response.status, 201, "{}", response.body);
+    assert_eq!(response.status, 201, "{}", response);
     let categorization = &response.body["data"]["categorization"];
     assert_eq!(
         categorization["categoryId"], "MEDIUM_RISK_INDIVIDUAL",
@@ -210,11 +210,11 @@ async fn an_email_differing_only_in_case_is_a_conflict() {
     let first = stack
         .register(&tenant, &contract_body(&tenant, "case@example.com"))
         .await;
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first);
     let second = stack
         .register(&tenant, &contract_body(&tenant, "CASE@Example.COM"))
         .await;
-    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(second.status, 409, "{}", second);
     assert_eq!(second.body["data"]["error"], "EMAIL_ALREADY_EXISTS");
     assert_eq!(stack.items_of(&tenant).await.len(), 2);
 }
@@ -237,7 +237,7 @@ async fn other_spellings_of_a_registered_mailbox_do_not_make_a_second_customer()
         "\"marcus\\.jensen\"@example.com",
     ] {
         let reply = register(quoted).await;
-        assert_eq!(reply.status, 400, "{quoted}: {}", reply.body);
+        assert_eq!(reply.status, 400, "{quoted}: {}", reply);
         assert_eq!(
             reply.body["data"]["errors"][0]["field"], "individualCustomer.person.email",
             "{}",
@@ -245,11 +245,11 @@ async fn other_spellings_of_a_registered_mailbox_do_not_make_a_second_customer()
         );
     }
     let fullwidth = register("Marcus.Jensen@ｅｘａｍｐｌｅ.com").await;
-    assert_eq!(fullwidth.status, 409, "{}", fullwidth.body);
+    assert_eq!(fullwidth.status, 409, "{}", fullwidth);
     assert_eq!(fullwidth.body["data"]["error"], "EMAIL_ALREADY_EXISTS");
 
     let unicode = register("jm@müller.de").await;
-    assert_eq!(unicode.status, 201, "{}", unicode.body);
+    assert_eq!(unicode.status, 201, "{}", unicode);
     assert_eq!(
         unicode.body["data"]["person"]["email"], "jm@xn--mller-kva.de",
         "stored and mailed in the form SES delivers to"
@@ -264,13 +264,13 @@ async fn other_spellings_of_a_registered_mailbox_do_not_make_a_second_customer()
         Some(json!("jm@xn--mller-kva.de"))
     );
     let ascii = register("JM@XN--MLLER-KVA.de").await;
-    assert_eq!(ascii.status, 409, "{}", ascii.body);
+    assert_eq!(ascii.status, 409, "{}", ascii);
     // The customer names their user with the address as they know it.
     let code = stack.code_for(customer);
     let activated = stack
         .activate(&tenant, customer, "JM@Müller.de", &code)
         .await;
-    assert_eq!(activated.status, 200, "{}", activated.body);
+    assert_eq!(activated.status, 200, "{}", activated);
     // Two customers (two items each), nothing else.
     assert_eq!(stack.items_of(&tenant).await.len(), 4);
 }
@@ -404,7 +404,7 @@ async fn parametrization_values_outside_the_allowed_ones_are_refused() {
     body["individualCustomer"]["categorization"]["categoryFeatureRelations"][0]["parametrization"] =
         json!([{"name": "riskScore", "value": "101"}, {"name": "riskLevel", "value": "EXTREME"}]);
     let response = stack.register(&tenant, &body).await;
-    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(response.status, 400, "{}", response);
     assert_eq!(response.body["data"]["error"], "CATEGORIZATION_INVALID");
     let invalid = response.body["data"]["invalidValues"].as_object().unwrap();
     assert!(
@@ -426,7 +426,7 @@ async fn the_hierarchy_lookup_serves_the_callers_tenant_only() {
     let own = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.status, 200, "{}", own);
     assert_eq!(own.body["message"], "Hierarchy retrieved successfully");
     assert_eq!(own.body["data"]["tenantId"], tenant.as_str());
     assert_eq!(
@@ -500,7 +500,7 @@ async fn a_json_body_of_a_vendor_media_type_arrives_base64_encoded_and_registers
             contract_body(&tenant, "vendor.type@example.com").to_string(),
         )
         .await;
-    assert_eq!(response.status, 201, "{}", response.body);
+    assert_eq!(response.status, 201, "{}", response);
 }
 
 #[tokio::test]
@@ -533,7 +533,7 @@ async fn bodies_that_are_not_json_are_refused_with_their_codes() {
         let response = stack
             .post_typed(support::REGISTRATION, &token, &tenant, content_type, body)
             .await;
-        assert_eq!(response.status, status, "{code}: {}", response.body);
+        assert_eq!(response.status, status, "{code}: {}", response);
         assert_eq!(response.body["data"]["error"], code);
     }
     assert_eq!(stack.items_of(&tenant).await.len(), 0);
@@ -554,7 +554,7 @@ async fn the_emailed_code_activates_the_customer_once() {
     let reply = stack
         .activate(&tenant, &id, "activate@example.com", &code)
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply);
     assert_eq!(reply.body["message"], "Customer activated");
     assert_eq!(reply.body["data"]["customerId"], id.as_str());
     assert_eq!(reply.body["data"]["customerStatus"], "CS_ACTIVE");
@@ -588,7 +588,7 @@ async fn the_user_may_be_named_by_id_or_email_in_any_case() {
     let reply = stack
         .activate(&tenant, &id, &user_id, &stack.code_for(&id))
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply);
 
     let other = stack.registered(&tenant, "by-mail@example.com").await;
     let reply = stack
@@ -599,7 +599,7 @@ async fn the_user_may_be_named_by_id_or_email_in_any_case() {
             &stack.code_for(&other),
         )
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply);
 }
 
 #[tokio::test]
@@ -617,14 +617,14 @@ async fn wrong_codes_count_down_and_the_sixth_attempt_is_refused_even_with_the_r
         let reply = stack
             .activate(&tenant, &id, "brute@example.com", wrong)
             .await;
-        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.status, 400, "{}", reply);
         assert_eq!(reply.body["data"]["error"], "INVALID_CODE");
         assert_eq!(reply.body["data"]["attemptsRemaining"], remaining);
     }
     let sixth = stack
         .activate(&tenant, &id, "brute@example.com", &code)
         .await;
-    assert_eq!(sixth.status, 429, "{}", sixth.body);
+    assert_eq!(sixth.status, 429, "{}", sixth);
     assert_eq!(sixth.body["data"]["error"], "TOO_MANY_ATTEMPTS");
     assert_eq!(
         stack.customer_item(&tenant, &id).await.unwrap()["customerStatus"],
@@ -670,13 +670,13 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
     assert_eq!(counted["version"], 1);
 
     let too_soon = stack.resend(&tenant, &id, "resend@example.com").await;
-    assert_eq!(too_soon.status, 429, "{}", too_soon.body);
+    assert_eq!(too_soon.status, 429, "{}", too_soon);
     assert_eq!(too_soon.body["data"]["error"], "RESEND_LIMITED");
     assert_eq!(too_soon.headers.get("retry-after").unwrap(), "60");
 
     stack.advance(60);
     let resent = stack.resend(&tenant, &id, "resend@example.com").await;
-    assert_eq!(resent.status, 202, "{}", resent.body);
+    assert_eq!(resent.status, 202, "{}", resent);
     assert_eq!(resent.body["data"]["activationCodeDelivery"], "SENT");
     assert!(
         resent.body["data"]["codeExpiresAt"]
@@ -703,7 +703,7 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
     let with_new = stack
         .activate(&tenant, &id, "resend@example.com", &new)
         .await;
-    assert_eq!(with_new.status, 200, "{}", with_new.body);
+    assert_eq!(with_new.status, 200, "{}", with_new);
     stack.advance(60);
     let after = stack.resend(&tenant, &id, "resend@example.com").await;
     assert_eq!(after.status, 409);
@@ -718,7 +718,7 @@ async fn resends_are_limited_to_five_a_day() {
     for _ in 0..5 {
         stack.advance(61);
         let reply = stack.resend(&tenant, &id, "daily@example.com").await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.status, 202, "{}", reply);
     }
     stack.advance(61);
     let sixth = stack.resend(&tenant, &id, "daily@example.com").await;
@@ -757,7 +757,7 @@ async fn resends_at_a_day_boundary_stay_within_five_in_any_24_hours() {
         assert_eq!(stack.resend(&tenant, &id, email).await.status, 202);
     }
     let retry_after = |reply: &support::Reply| -> i64 {
-        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert_eq!(reply.status, 429, "{}", reply);
         assert_eq!(reply.body["data"]["error"], "RESEND_LIMITED");
         reply.headers["retry-after"]
             .to_str()
@@ -793,12 +793,12 @@ async fn the_minute_between_codes_is_a_whole_minute_at_any_fraction_of_a_second(
     let id = stack.registered(&tenant, email).await;
     stack.set_clock(whole + chrono::Duration::seconds(60));
     let early = stack.resend(&tenant, &id, email).await;
-    assert_eq!(early.status, 429, "59.1 s after the code: {}", early.body);
+    assert_eq!(early.status, 429, "59.1 s after the code: {}", early);
     assert_eq!(early.headers["retry-after"], "1");
     let at = |ms: i64| whole + chrono::Duration::milliseconds(ms);
     stack.set_clock(at(61_300));
     let resent = stack.resend(&tenant, &id, email).await;
-    assert_eq!(resent.status, 202, "60.4 s after the code: {}", resent.body);
+    assert_eq!(resent.status, 202, "60.4 s after the code: {}", resent);
 
     // Likewise from a resend's own time: a code resent at .400 is not replaced 59.8 s later.
     // (Stored rounded up, a limit may end up to a second late: 61.3 is kept as 62.)
@@ -831,7 +831,7 @@ async fn the_minute_between_codes_is_a_whole_minute_at_any_fraction_of_a_second(
     assert_eq!(early.headers["retry-after"], "1");
     stack.set_clock(at(62_000 + 86_400_000));
     let reply = stack.resend(&tenant, &id, email).await;
-    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.status, 202, "{}", reply);
 }
 
 #[tokio::test]
@@ -973,7 +973,7 @@ async fn a_code_stored_before_codes_had_keys_needs_a_new_one_which_then_activate
             stack.put_raw(item).await;
         }
         let reply = stack.activate(&tenant, &id, email, &code).await;
-        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.status, 400, "{}", reply);
         assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
         assert_eq!(
             stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
@@ -995,7 +995,7 @@ async fn a_code_stored_before_codes_had_keys_needs_a_new_one_which_then_activate
     let reply = stack
         .activate(&tenant, &id, email, &stack.code_for(&id))
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply);
 }
 
 #[tokio::test]
@@ -1007,7 +1007,7 @@ async fn an_expired_code_is_refused() {
     let reply = stack
         .activate(&tenant, &id, "late@example.com", &stack.code_for(&id))
         .await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.status, 400, "{}", reply);
     assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
 }
 
@@ -1040,7 +1040,7 @@ async fn a_used_up_code_that_has_expired_is_refused_as_expired() {
     );
     stack.advance(24 * 3600);
     let reply = stack.activate(&tenant, &id, email, &code).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.status, 400, "{}", reply);
     assert_eq!(reply.body["data"]["error"], "CODE_EXPIRED");
     assert_eq!(
         stack.customer_item(&tenant, &id).await.unwrap()["codeAttempts"],
@@ -1079,7 +1079,7 @@ async fn items_stay_within_the_capacity_units_of_the_cost_table() {
             &keyed,
         )
         .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.status, 201, "{}", reply);
     let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
     let size = |item: Option<std::collections::HashMap<String, AttributeValue>>| {
         support::item_size(&item.expect("the item is stored"))
@@ -1107,7 +1107,7 @@ async fn items_stay_within_the_capacity_units_of_the_cost_table() {
             &context,
         )
         .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.status, 201, "{}", reply);
     let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
     let mut resent = Vec::new();
     for _ in 0..5 {
@@ -1120,7 +1120,7 @@ async fn items_stay_within_the_capacity_units_of_the_cost_table() {
                 &context,
             )
             .await;
-        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.status, 202, "{}", reply);
         resent.push(support::item_size(&stack.customer_raw(&tenant, &id).await));
     }
     let after_resends = attempt_sizes(&stack, &tenant, &id, email, &context).await;
@@ -1190,7 +1190,7 @@ async fn another_tenants_token_finds_no_customer_and_changes_nothing() {
     let before = stack.customer_item(&a, &id).await.unwrap();
     let code = stack.code_for(&id);
     let reply = stack.activate(&b, &id, "isolated@example.com", &code).await;
-    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.status, 404, "{}", reply);
     assert_eq!(reply.body["data"]["error"], "CUSTOMER_NOT_FOUND");
     let resend = stack.resend(&b, &id, "isolated@example.com").await;
     assert_eq!(resend.status, 404);
@@ -1293,7 +1293,7 @@ async fn a_repeated_key_with_the_same_body_replays_the_original_answer_without_w
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let body = contract_body(&tenant, "idem@example.com");
     let first = stack.register_with_key(&tenant, "key-1", &body).await;
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first);
     assert!(first.headers.get("idempotent-replayed").is_none());
     // The same request, serialized differently.
     let reordered: Value = serde_json::from_str(&body.to_string()).unwrap();
@@ -1355,7 +1355,7 @@ async fn a_repeated_key_with_another_body_is_refused() {
     let mut invalid = contract_body(&tenant, "c@example.com");
     invalid["matchingPassword"] = json!("Mismatch123!!x");
     let reused = stack.register_with_key(&tenant, "key-2", &invalid).await;
-    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.status, 422, "{}", reused);
     assert_eq!(reused.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(
         stack
@@ -1384,7 +1384,7 @@ async fn a_request_rejected_before_writing_leaves_no_idempotency_record() {
             &contract_body(&tenant, "invalid@example.com"),
         )
         .await;
-    assert_eq!(fixed.status, 201, "the key is still free: {}", fixed.body);
+    assert_eq!(fixed.status, 201, "the key is still free: {}", fixed);
 }
 
 #[tokio::test]
@@ -1408,7 +1408,7 @@ async fn concurrent_requests_with_one_key_register_once() {
         match reply.status {
             201 => {}
             409 => assert_eq!(reply.body["data"]["error"], "REQUEST_IN_PROGRESS"),
-            other => panic!("unexpected {other}: {}", reply.body),
+            other => panic!("unexpected {other}: {}", reply),
         }
     }
     assert_eq!(
@@ -1431,12 +1431,12 @@ async fn a_failed_send_keeps_the_registration_and_replays_say_failed() {
     let plain = stack
         .register(&tenant, &contract_body(&tenant, "unsent@example.com"))
         .await;
-    assert_eq!(plain.status, 201, "{}", plain.body);
+    assert_eq!(plain.status, 201, "{}", plain);
     assert_eq!(plain.body["data"]["activationCodeDelivery"], "FAILED");
 
     let body = contract_body(&tenant, "unsent-keyed@example.com");
     let keyed = stack.register_with_key(&tenant, "unsent", &body).await;
-    assert_eq!(keyed.status, 201, "{}", keyed.body);
+    assert_eq!(keyed.status, 201, "{}", keyed);
     assert_eq!(keyed.body["data"]["activationCodeDelivery"], "FAILED");
     let replay = stack.register_with_key(&tenant, "unsent", &body).await;
     assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
@@ -1454,7 +1454,7 @@ async fn a_failed_send_keeps_the_registration_and_replays_say_failed() {
     stack.advance(61);
     let id = keyed.body["data"]["id"].as_str().unwrap();
     let resent = stack.resend(&tenant, id, "unsent-keyed@example.com").await;
-    assert_eq!(resent.status, 202, "{}", resent.body);
+    assert_eq!(resent.status, 202, "{}", resent);
     assert_eq!(resent.body["data"]["activationCodeDelivery"], "FAILED");
 }
 
@@ -1469,7 +1469,7 @@ async fn the_same_key_in_two_tenants_is_two_requests() {
     for tenant in [&first, &second] {
         let body = contract_body(tenant, "one-key@example.com");
         let reply = stack.register_with_key(tenant, "shared-key", &body).await;
-        assert_eq!(reply.status, 201, "{tenant}: {}", reply.body);
+        assert_eq!(reply.status, 201, "{tenant}: {}", reply);
         assert!(
             reply.headers.get("idempotent-replayed").is_none(),
             "{tenant}"
@@ -1493,17 +1493,17 @@ async fn no_answer_holds_an_activation_code_or_its_keys() {
     let registered = stack
         .register(&tenant, &contract_body(&tenant, email))
         .await;
-    assert_eq!(registered.status, 201, "{}", registered.body);
+    assert_eq!(registered.status, 201, "{}", registered);
     let id = registered.body["data"]["id"].as_str().unwrap().to_owned();
     let first = stack.code_for(&id);
     let wrong = support::wrong_codes(&first, 1).remove(0);
     let refused = stack.activate(&tenant, &id, email, &wrong).await;
     stack.advance(61);
     let resent = stack.resend(&tenant, &id, email).await;
-    assert_eq!(resent.status, 202, "{}", resent.body);
+    assert_eq!(resent.status, 202, "{}", resent);
     let second = stack.code_for(&id);
     let activated = stack.activate(&tenant, &id, email, &second).await;
-    assert_eq!(activated.status, 200, "{}", activated.body);
+    assert_eq!(activated.status, 200, "{}", activated);
     let keys: Vec<String> = stack.customer_raw(&tenant, &id).await["codeKeys"]
         .as_m()
         .unwrap()
@@ -1532,7 +1532,7 @@ async fn a_held_key_answers_409_until_its_lock_expires_then_is_taken_over() {
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let body = contract_body(&tenant, "held-key@example.com");
     let first = stack.register_with_key(&tenant, "held", &body).await;
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first);
     // Back to the state of a request that claimed the key and died before its transaction:
     // its claim (same body) held for another minute, no customer, no e-mail marker.
     let pk = format!("TENANT#{tenant}#IDEMPOTENCY#held");
@@ -1564,7 +1564,7 @@ async fn a_held_key_answers_409_until_its_lock_expires_then_is_taken_over() {
     stack.put_raw(claim).await;
 
     let held = stack.register_with_key(&tenant, "held", &body).await;
-    assert_eq!(held.status, 409, "{}", held.body);
+    assert_eq!(held.status, 409, "{}", held);
     assert_eq!(held.body["data"]["error"], "REQUEST_IN_PROGRESS");
     assert!(held.headers.get("idempotent-replayed").is_none());
     stack.advance(59);
@@ -1585,7 +1585,7 @@ async fn a_held_key_answers_409_until_its_lock_expires_then_is_taken_over() {
 
     stack.advance(1);
     let taken_over = stack.register_with_key(&tenant, "held", &body).await;
-    assert_eq!(taken_over.status, 201, "{}", taken_over.body);
+    assert_eq!(taken_over.status, 201, "{}", taken_over);
     assert!(taken_over.headers.get("idempotent-replayed").is_none());
     let replay = stack.register_with_key(&tenant, "held", &body).await;
     assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
@@ -1626,7 +1626,7 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let body = contract_body(&tenant, "replay-after-change@example.com");
     let first = stack.register_with_key(&tenant, "key-6", &body).await;
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first);
 
     // The tenant drops the request's category; a fresh function (nothing cached) sees that.
     let mut hierarchy = demo_hierarchy(&tenant);
@@ -1641,7 +1641,7 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     assert_eq!(unkeyed.body["data"]["error"], "CATEGORY_NOT_FOUND");
 
     let again = fresh.register_with_key(&tenant, "key-6", &body).await;
-    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.status, 201, "{}", again);
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
     assert_eq!(again.body, first.body, "the original body again");
     assert_eq!(again.headers.get("location"), first.headers.get("location"));
@@ -1657,7 +1657,7 @@ async fn a_retry_gets_its_original_answer_after_the_hierarchy_changed() {
     // A day later the record has expired (whether or not TTL has deleted it): no replay.
     fresh.advance(86_400);
     let late = fresh.register_with_key(&tenant, "key-6", &body).await;
-    assert_eq!(late.status, 400, "{}", late.body);
+    assert_eq!(late.status, 400, "{}", late);
     assert!(late.headers.get("idempotent-replayed").is_none());
     let items = stack.items_of(&tenant).await;
     assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 1);
@@ -1688,9 +1688,9 @@ async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their
     let email = "policy@example.com";
     let body = contract_body(&tenant, email);
     let first = stack.register_with_key(&tenant, "policy-key", &body).await;
-    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.status, 201, "{}", first);
     let replay = stack.register_with_key(&tenant, "policy-key", &body).await;
-    assert_eq!(replay.status, 201, "{}", replay.body);
+    assert_eq!(replay.status, 201, "{}", replay);
     // Refused before writing: the key's record is looked up (GetItem); another body is 422.
     let mut invalid = body.clone();
     invalid["matchingPassword"] = json!("Mismatch123!!x");
@@ -1705,7 +1705,7 @@ async fn every_kind_of_dynamodb_call_the_functions_make_is_checked_against_their
     let conflict = stack
         .register_with_key(&tenant, "policy-key-2", &body)
         .await;
-    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    assert_eq!(conflict.status, 409, "{}", conflict);
     let customer = first.body["data"]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         stack
@@ -1789,12 +1789,12 @@ async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(lookup.status, 503, "{}", lookup.body);
+    assert_eq!(lookup.status, 503, "{}", lookup);
     assert_eq!(lookup.body["data"]["error"], "SERVICE_UNAVAILABLE");
     let registration = stack
         .register(&tenant, &contract_body(&tenant, "mixed@example.com"))
         .await;
-    assert_eq!(registration.status, 503, "{}", registration.body);
+    assert_eq!(registration.status, 503, "{}", registration);
     assert!(stack.items_of(&tenant).await.is_empty());
 
     // The replacement completes (here: the hierarchy is put again): served, as written.
@@ -1802,7 +1802,7 @@ async fn a_hierarchy_met_half_replaced_is_not_served_or_cached() {
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    assert_eq!(lookup.status, 200, "{}", lookup);
 }
 
 /// A put deletes the items it replaces only after its transaction (which then takes up to 99
@@ -1836,14 +1836,14 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    assert_eq!(lookup.status, 200, "{}", lookup);
     let categories = lookup.body["data"]["categories"].as_object().unwrap();
     assert_eq!(categories.len(), 3, "{categories:?}");
     assert!(!categories.contains_key("GHOST") && !categories.contains_key("LEGACY"));
     let registration = stack
         .register(&tenant, &contract_body(&tenant, "leftover@example.com"))
         .await;
-    assert_eq!(registration.status, 201, "{}", registration.body);
+    assert_eq!(registration.status, 201, "{}", registration);
 
     // The next put deletes both.
     stack.put_hierarchy(&demo_hierarchy(&tenant)).await;
@@ -1896,7 +1896,7 @@ async fn leftovers_of_earlier_hierarchies_are_skipped_and_then_deleted() {
     let lookup = stack
         .get(&support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    assert_eq!(lookup.status, 200, "{}", lookup);
 }
 
 /// Browsers send CORS preflights without a token: `OPTIONS` on any path is answered 204 with

@@ -333,17 +333,17 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
             proxy.dropped.load(Ordering::SeqCst) >= n,
             "the SDK retried, and its retries were dropped"
         );
-        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.status, 201, "{}", reply);
         assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
         let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
         let code = stack.code_for(&id);
         if let Some(key) = key {
             let replay = stack.register_with_key(&tenant, key, &body).await;
-            assert_eq!(replay.status, 201, "{}", replay.body);
+            assert_eq!(replay.status, 201, "{}", replay);
             assert_eq!(replay.body["data"]["id"], id.as_str());
         }
         let activated = stack.activate(&tenant, &id, &email, &code).await;
-        assert_eq!(activated.status, 200, "{}", activated.body);
+        assert_eq!(activated.status, 200, "{}", activated);
     }
     let items = stack.items_of(&tenant).await;
     assert_eq!(items.iter().filter(|i| i["SK"] == "CUSTOMER").count(), 2);
@@ -356,7 +356,7 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
         .register_with_key(&tenant, "cut-off-none", &body)
         .await;
     proxy.arm(false, false);
-    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.status, 503, "{}", reply);
     assert_eq!(
         proxy.applied.load(Ordering::SeqCst),
         2,
@@ -365,7 +365,7 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
     let retry = stack
         .register_with_key(&tenant, "cut-off-none", &body)
         .await;
-    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.status, 201, "{}", retry);
 
     // An e-mail another customer holds, this request's write dropped: the marker names that
     // customer, not this request's, so nothing was stored and nothing is sent.
@@ -375,7 +375,7 @@ async fn a_registration_applied_but_never_answered_still_sends_its_code() {
         .register(&tenant, &contract_body(&tenant, "cut-off-1@example.com"))
         .await;
     proxy.arm(false, false);
-    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.status, 503, "{}", reply);
     assert_eq!(stack.mail().len(), sent, "no code for another's customer");
 }
 
@@ -455,7 +455,7 @@ async fn a_transaction_still_in_progress_is_asked_again_for_its_outcome() {
     let reply = stack
         .register(&tenant, &contract_body(&tenant, email))
         .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.status, 201, "{}", reply);
     assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
     let bodies = proxy.bodies.lock().unwrap().clone();
     assert_eq!(bodies.len(), 4, "the SDK's 3 attempts, then asked again");
@@ -467,7 +467,7 @@ async fn a_transaction_still_in_progress_is_asked_again_for_its_outcome() {
     let activated = stack
         .activate(&tenant, &id, email, &stack.code_for(&id))
         .await;
-    assert_eq!(activated.status, 200, "{}", activated.body);
+    assert_eq!(activated.status, 200, "{}", activated);
 }
 
 /// DynamoDB applies the write but never answers it (nor any retry): the functions' SDK would
@@ -493,7 +493,7 @@ async fn a_write_applied_but_never_answered_is_read_back_within_the_invocation()
             let reply = stack
                 .register(&tenant, &contract_body(&tenant, &email))
                 .await;
-            assert_eq!(reply.status, 201, "{what}: {}", reply.body);
+            assert_eq!(reply.status, 201, "{what}: {}", reply);
             let id = reply.body["data"]["id"].as_str().unwrap().to_owned();
             (reply, id)
         } else {
@@ -501,7 +501,7 @@ async fn a_write_applied_but_never_answered_is_read_back_within_the_invocation()
             stack.advance(61);
             proxy.arm(true, true);
             let reply = stack.resend(&tenant, &id, &email).await;
-            assert_eq!(reply.status, 202, "{what}: {}", reply.body);
+            assert_eq!(reply.status, 202, "{what}: {}", reply);
             (reply, id)
         };
         proxy.arm(false, false);
@@ -521,7 +521,7 @@ async fn a_write_applied_but_never_answered_is_read_back_within_the_invocation()
         );
         let code = stack.code_for(&id);
         let activated = stack.activate(&tenant, &id, &email, &code).await;
-        assert_eq!(activated.status, 200, "{what}: {}", activated.body);
+        assert_eq!(activated.status, 200, "{what}: {}", activated);
     }
 }
 
@@ -543,7 +543,7 @@ async fn an_activation_applied_but_never_answered_is_read_back_within_the_invoca
         proxy.arm(true, true);
         let reply = stack.activate(&tenant, &id, email, guess).await;
         proxy.arm(false, false);
-        assert_eq!(reply.status, status, "{}", reply.body);
+        assert_eq!(reply.status, status, "{}", reply);
         let request_id = reply.headers["x-request-id"].to_str().unwrap();
         assert!(
             super::support::logged_lines_of(request_id)
@@ -573,7 +573,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
         let code = stack.code_for(&id);
         for guess in super::support::wrong_codes(&code, wrong) {
             let reply = stack.activate(&tenant, &id, &email, &guess).await;
-            assert_eq!(reply.status, 400, "{wrong}: {}", reply.body);
+            assert_eq!(reply.status, 400, "{wrong}: {}", reply);
         }
         proxy.armed.store(true, Ordering::SeqCst);
         let reply = stack.activate(&tenant, &id, &email, &code).await;
@@ -582,7 +582,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
             1,
             "{wrong}: an answer was lost"
         );
-        assert_eq!(reply.status, 200, "{wrong}: {}", reply.body);
+        assert_eq!(reply.status, 200, "{wrong}: {}", reply);
         let item = stack.customer_item(&tenant, &id).await.unwrap();
         assert_eq!(item["customerStatus"], "CS_ACTIVE", "{wrong}");
         assert_eq!(
@@ -604,7 +604,7 @@ async fn an_activation_whose_dynamodb_answer_is_lost_keeps_its_attempt_and_its_o
                 .activate(&tenant, &other, "lost-wrong@example.com", &guess)
                 .await;
             assert_eq!(proxy.lost.load(Ordering::SeqCst), 2);
-            assert_eq!(reply.status, 400, "{}", reply.body);
+            assert_eq!(reply.status, 400, "{}", reply);
             assert_eq!(reply.body["data"]["attemptsRemaining"], 4);
             let item = stack.customer_item(&tenant, &other).await.unwrap();
             assert_eq!(item["codeAttempts"], 1);
@@ -627,13 +627,13 @@ async fn a_resend_whose_dynamodb_answer_is_lost_still_sends_its_code() {
     proxy.armed.store(true, Ordering::SeqCst);
     let reply = stack.resend(&tenant, &id, email).await;
     assert_eq!(proxy.lost.load(Ordering::SeqCst), 1, "an answer was lost");
-    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.status, 202, "{}", reply);
     assert_eq!(reply.body["data"]["activationCodeDelivery"], "SENT");
     assert_eq!(stack.mail().len(), 2, "the new code was sent");
     let activated = stack
         .activate(&tenant, &id, email, &stack.code_for(&id))
         .await;
-    assert_eq!(activated.status, 200, "{}", activated.body);
+    assert_eq!(activated.status, 200, "{}", activated);
 }
 
 #[tokio::test]
@@ -649,9 +649,9 @@ async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() 
     proxy.armed.store(true, Ordering::SeqCst);
     let reply = stack.register_with_key(&tenant, "lost-claim", &body).await;
     assert_eq!(proxy.lost.load(Ordering::SeqCst), 1, "an answer was lost");
-    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.status, 201, "{}", reply);
     let replay = stack.register_with_key(&tenant, "lost-claim", &body).await;
-    assert_eq!(replay.status, 201, "{}", replay.body);
+    assert_eq!(replay.status, 201, "{}", replay);
     assert_eq!(replay.body["data"]["id"], reply.body["data"]["id"]);
     let items = stack.items_of(&tenant).await;
     assert_eq!(
@@ -805,7 +805,7 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
     ];
     for (path, body, route) in requests {
         let reply = stack.post_raw(&path, &token, &tenant, &body).await;
-        assert_eq!(reply.status, 503, "{path}: {}", reply.body);
+        assert_eq!(reply.status, 503, "{path}: {}", reply);
         assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE", "{path}");
         assert!(reply.headers.get("retry-after").is_some(), "{path}");
         // The line saying why (the deadline came, or too little was left to start a write)
@@ -825,7 +825,7 @@ async fn requests_outlasting_their_invocation_are_answered_503_before_the_deadli
     let lookup = stack
         .get(&super::support::hierarchy_path(&tenant), &tenant, None)
         .await;
-    assert_eq!(lookup.status, 503, "{}", lookup.body);
+    assert_eq!(lookup.status, 503, "{}", lookup);
     let request_id = lookup.headers["x-request-id"].to_str().unwrap();
     assert!(
         super::support::logged_lines_of(request_id)
@@ -930,7 +930,7 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
         ["dynamodb:PutItem", "dynamodb:DeleteItem"],
         "the key claimed, then released: the check before the transaction refused it"
     );
-    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.status, 503, "{}", reply);
     assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE");
     assert!(
         stack.items_of(&tenant).await.is_empty(),
@@ -939,7 +939,7 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
 
     let roomy = Stack::start_beside(&stack, Some(slow), Duration::from_secs(30)).await;
     let retry = roomy.register_with_key(&tenant, "no-time", &body).await;
-    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.status, 201, "{}", retry);
     assert!(retry.headers.get("idempotent-replayed").is_none());
 }
 
@@ -959,7 +959,7 @@ async fn a_claim_applied_but_never_answered_is_released_within_the_invocation() 
         .register_with_key(&tenant, "stalled-claim", &body)
         .await;
     proxy.arm(false, false);
-    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.status, 503, "{}", reply);
     assert_eq!(
         proxy.applied.load(Ordering::SeqCst),
         1,
@@ -969,6 +969,6 @@ async fn a_claim_applied_but_never_answered_is_released_within_the_invocation() 
     let retry = stack
         .register_with_key(&tenant, "stalled-claim", &body)
         .await;
-    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.status, 201, "{}", retry);
     assert_eq!(retry.body["data"]["activationCodeDelivery"], "SENT");
 }

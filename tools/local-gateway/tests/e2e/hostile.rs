@@ -2064,7 +2064,7 @@ async fn hostile_activations_are_refused_and_leave_the_customer_unchanged() {
     .await;
     // The right code still works: no row burned an attempt or replaced the code.
     let reply = stack.activate(&tenant, &customer, email, &ctx.code).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply);
 }
 
 #[tokio::test]
@@ -2077,7 +2077,7 @@ async fn hostile_resends_are_refused_and_leave_the_customer_unchanged() {
     run(&stack, &[&tenant, &other], "resend", resend_cases(&ctx)).await;
     // A proper resend is still possible: the rows were refused for their hostile part only.
     let reply = stack.resend(&tenant, &customer, email).await;
-    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.status, 202, "{}", reply);
 }
 
 #[tokio::test]

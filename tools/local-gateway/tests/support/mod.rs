@@ -182,6 +182,22 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// The body, then every line the functions logged for this request (its `x-request-id`):
+/// what a failed assertion on a reply needs to say why (a 503's cause is only in the log).
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.body)?;
+        let id = self
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok());
+        for line in id.map(logged_lines_of).unwrap_or_default() {
+            write!(f, "\n  logged: {line}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Reply {
     pub async fn read(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
