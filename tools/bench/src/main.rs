@@ -435,7 +435,7 @@ impl Bench {
     }
 
     /// `cold_run`, redone once if it broke. moto sometimes stalls for seconds (its
-    /// TransactWriteItems deep-copies every table); the SDK's attempt timeout then retries a
+    /// TransactWriteItems deep-copies the table it writes); the SDK's attempt timeout then retries a
     /// transaction moto did commit, and as moto ignores `ClientRequestToken` the retry answers
     /// 409. Such a run measures moto, not the function: it is reported and redone.
     async fn cold_run_retried(
@@ -571,7 +571,7 @@ mod cpu_affinity {
 
 impl Bench {
     /// Deletes customers the bench is done with (both items), straight from moto. moto's
-    /// TransactWriteItems deep-copies every table, so a table that kept every measured
+    /// TransactWriteItems deep-copies the table it writes, so one that kept every measured
     /// customer would make each registration slower than the one before (30 → 50 ms over a
     /// run, with longer garbage-collection stalls) and the cold penalty compares a first
     /// invocation with later ones.
