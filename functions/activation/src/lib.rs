@@ -15,7 +15,7 @@ use shared::activation::delivery::{ActivationMessage, CodeSender, deliver};
 use shared::activation::settings::ActivationSettings;
 use shared::activation::{ActivationAttempt, ActivationOutcome, IssuedCode, rules};
 use shared::api::auth::{self, Caller, scopes};
-use shared::api::body::{json_bytes, parse_json};
+use shared::api::body::{json_bytes, parse_json_collecting};
 use shared::api::client_context::{self, ClientContext};
 use shared::api::outcome::{
     answer_by, finish, in_request_span, read_back, record_route, storage_failure, time_to_write,
@@ -133,8 +133,11 @@ impl Activation {
         let tenant_header = auth::tenant_header(req);
         let context = client_context::extract(req, tenant_header.is_none())?;
         auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
-        let body: ActivationBody = parse_json(json_bytes(req)?)?;
-        let mut errors = Vec::new();
+        // Every field problem in one answer (§1.3): a value of the wrong type is reported as
+        // such, and not again as missing.
+        let (body, mut errors) = parse_json_collecting::<ActivationBody>(json_bytes(req)?)?;
+        let typed: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+        let mistyped = |field: &str| typed.iter().any(|t| t == field);
         let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {
             Some(Ok(u)) => u,
             Some(Err(e)) => {
@@ -142,11 +145,14 @@ impl Activation {
                 String::new()
             }
             None => {
-                errors.push(FieldError::new("userId", "INVALID_FIELD", "is required"));
+                if !mistyped("userId") {
+                    errors.push(FieldError::new("userId", "INVALID_FIELD", "is required"));
+                }
                 String::new()
             }
         };
         if needs_code
+            && !mistyped("code")
             && body
                 .code
                 .as_deref()

@@ -2054,3 +2054,56 @@ async fn the_activation_key_is_read_from_secrets_manager() {
         missing.problem
     );
 }
+
+/// §1.3: `errors[]` lists every field problem, not just the first. Activation and resend read
+/// their bodies as registration does: every value of the wrong type is reported, with what
+/// the rules find in the rest, and none again as missing (before, the first wrong type
+/// ended the reading).
+#[tokio::test]
+async fn activation_bodies_report_every_field_problem_at_once() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let id = stack.registered(&tenant, "typed@example.com").await;
+    let token = stack.token(&tenant, None);
+    let path = format!("/api/v2.1/customer/individual/{id}/activation");
+    let fields = |reply: &support::Reply| -> Vec<(String, String)> {
+        reply.body["data"]["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{reply}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap().to_owned(),
+                    e["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (&path, r#"{"userId": 5, "code": 7}"#, &["userId", "code"]),
+        (
+            &path,
+            r#"{"userId": [1], "code": "12"}"#,
+            &["userId", "code"],
+        ),
+        (&path, r#"{"code": false}"#, &["code", "userId"]),
+        (
+            &format!("{path}/code"),
+            r#"{"userId": {"a": 1}}"#,
+            &["userId"],
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let reply = stack.post_raw(path, &token, &tenant, body).await;
+        assert_eq!(reply.status, 400, "{body}: {reply}");
+        assert_eq!(reply.body["data"]["error"], "VALIDATION_FAILED", "{body}");
+        let found = fields(&reply);
+        let named: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(named, expected, "{body}: {found:?}");
+    }
+    let item = stack.customer_item(&tenant, &id).await.unwrap();
+    assert_eq!(
+        item["codeAttempts"], 0,
+        "no attempt counted for a refused body"
+    );
+}
