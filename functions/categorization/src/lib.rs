@@ -106,7 +106,8 @@ impl Categorization {
     }
 }
 
-/// The route label of a request: API Gateway also sends this function every OPTIONS request
+/// The route label of a request: API Gateway also sends this binary every OPTIONS request
+/// (as `PreflightFunction` with CORS on; through `$default`, after the token, with CORS off)
 /// and, through `$default`, every unknown route (answered 404/405 under [`UNROUTED`]).
 fn route_of(req: &Request) -> &'static str {
     if req.method() == lambda_http::http::Method::OPTIONS {

@@ -1,7 +1,7 @@
 //! The template's promises, checked so they cannot rot: least privilege per function (no
 //! wildcard, no managed CRUD policy, actions within each function's allowance, resources
 //! scoped to the table, the SES identity or the activation code secret), the JWT authorizer and a declared scope on every
-//! route, and a table that is on-demand, encrypted, point-in-time recoverable, TTL'd and
+//! route but the CORS preflight, which exists only with CORS on, and a table that is on-demand, encrypted, point-in-time recoverable, TTL'd and
 //! retained. [`Policies`] evaluates the functions' DynamoDB statements the way IAM does, so
 //! the end-to-end tests can check every call a function makes against its own policy.
 
@@ -12,8 +12,12 @@ use serde_norway::Value;
 /// The one route without the JWT authorizer: browsers' CORS preflights carry no token.
 pub const PREFLIGHT_ROUTE: &str = "OPTIONS /{proxy+}";
 
+/// The function answering CORS preflights (and nothing else: it may do nothing).
+const PREFLIGHT_FUNCTION: &str = "PreflightFunction";
+
 /// What each function may do, and nothing more.
-const ALLOWED: [(&str, &[&str]); 3] = [
+const ALLOWED: [(&str, &[&str]); 4] = [
+    (PREFLIGHT_FUNCTION, &[]),
     ("CategorizationFunction", &["dynamodb:Query"]),
     (
         "RegistrationFunction",
@@ -72,16 +76,16 @@ pub fn problems(template: &str) -> Vec<String> {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
             continue;
         }
-        let allowed: BTreeSet<&str> = ALLOWED
+        let Some(allowed) = ALLOWED
             .iter()
             .find(|(f, _)| *f == name)
-            .map(|(_, actions)| actions.iter().copied().collect())
-            .unwrap_or_default();
-        if allowed.is_empty() {
+            .map(|(_, actions)| actions.iter().copied().collect::<BTreeSet<&str>>())
+        else {
             out.push(format!(
                 "{name}: a function the template test does not know"
             ));
-        }
+            continue;
+        };
         let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
         for policy in props
             .get("Policies")
@@ -146,11 +150,18 @@ pub fn problems(template: &str) -> Vec<String> {
                 .get("Auth")
                 .and_then(|a| a.get("Authorizer"))
                 .and_then(Value::as_str);
-            // Only the CORS preflight route goes without a token: OPTIONS, answered with no data.
-            let preflight = route == PREFLIGHT_ROUTE && name == "CategorizationFunction";
+            // Only the CORS preflight route goes without a token: OPTIONS, answered with no data,
+            // and only when CORS is on.
+            let preflight = route == PREFLIGHT_ROUTE && name == PREFLIGHT_FUNCTION;
             if authorizer != Some("JwtAuthorizer") && !(preflight && authorizer == Some("NONE")) {
                 out.push(format!(
                     "{name}.{event_name:?}: route {route} without the JWT authorizer"
+                ));
+            }
+            if preflight && resource.get("Condition").and_then(Value::as_str) != Some("CorsEnabled")
+            {
+                out.push(format!(
+                    "{name}: the tokenless route {route} exists without CORS (Condition: CorsEnabled)"
                 ));
             }
             let is_default = p.get("Path").and_then(Value::as_str) == Some("$default");
@@ -606,6 +617,16 @@ mod tests {
                 "            Path: /api/v2.1/customer/individual/registration\n            Auth:\n              Authorizer: JwtAuthorizer\n",
                 "            Path: /api/v2.1/customer/individual/registration\n            Auth:\n              Authorizer: NONE\n",
                 "without the JWT authorizer",
+            ),
+            (
+                "    Type: AWS::Serverless::Function\n    Condition: CorsEnabled\n",
+                "    Type: AWS::Serverless::Function\n",
+                "exists without CORS",
+            ),
+            (
+                "        LogGroup: !Ref PreflightLogs\n",
+                "        LogGroup: !Ref PreflightLogs\n      Policies:\n        - Statement:\n            - Effect: Allow\n              Action: dynamodb:Query\n              Resource: !GetAtt CustomersTable.Arn\n",
+                "PreflightFunction: action dynamodb:Query is not in its allowance",
             ),
             (
                 "    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n",

@@ -29,7 +29,8 @@ use shared::store::dynamodb::DynamoStore;
 
 pub use jwt::LocalAuthorizer;
 
-/// The CORS preflight route: every OPTIONS request, no authorizer (see `template.yaml`).
+/// The CORS preflight route: every OPTIONS request, no authorizer (see `template.yaml`; there
+/// it exists only with CORS on, which the local gateway always behaves as).
 const PREFLIGHT_ROUTE: &str = "OPTIONS /{proxy+}";
 
 /// API Gateway's own payload limit (the functions enforce the contract's 64 KiB).
