@@ -136,8 +136,8 @@ impl Activation {
         // Every field problem in one answer (§1.3): a value of the wrong type is reported as
         // such, and not again as missing.
         let (body, mut errors) = parse_json_collecting::<ActivationBody>(json_bytes(req)?)?;
-        let typed: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
-        let mistyped = |field: &str| typed.iter().any(|t| t == field);
+        let mistyped = |field: &str| errors.iter().any(|e| e.field == field);
+        let (user_id_mistyped, code_mistyped) = (mistyped("userId"), mistyped("code"));
         let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {
             Some(Ok(u)) => u,
             Some(Err(e)) => {
@@ -145,14 +145,14 @@ impl Activation {
                 String::new()
             }
             None => {
-                if !mistyped("userId") {
+                if !user_id_mistyped {
                     errors.push(FieldError::new("userId", "INVALID_FIELD", "is required"));
                 }
                 String::new()
             }
         };
         if needs_code
-            && !mistyped("code")
+            && !code_mistyped
             && body
                 .code
                 .as_deref()

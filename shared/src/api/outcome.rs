@@ -307,7 +307,7 @@ mod tests {
     async fn a_write_gets_the_invocation_less_what_follows_it() {
         let left = Duration::from_secs(8);
         let answer_by = Some(TokioInstant::now() + left);
-        let started = tokio::time::Instant::now();
+        let started = TokioInstant::now();
         let cut = write_within::<()>(answer_by, never()).await;
         assert!(matches!(cut, Err(StoreError::Unavailable(_))), "{cut:?}");
         let took = started.elapsed();
@@ -336,7 +336,7 @@ mod tests {
             (None, limit),
         ] {
             let answer_by = left.map(|left| TokioInstant::now() + left);
-            let started = tokio::time::Instant::now();
+            let started = TokioInstant::now();
             assert_eq!(step_within(answer_by, limit, never::<()>()).await, None);
             let took = started.elapsed();
             assert_eq!(took, allowed, "{left:?}");

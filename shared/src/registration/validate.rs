@@ -220,8 +220,7 @@ fn follows_from(e: &FieldError, typed: &str) -> bool {
     };
     inside
         || (e.message.starts_with("is required")
-            && value(&e.field).is_some()
-            && value(&e.field) == value(typed))
+            && value(&e.field).is_some_and(|v| value(typed) == Some(v)))
 }
 
 /// Validates the whole body. A tenant mismatch in the body is a 403 on its own; a body with
@@ -362,24 +361,29 @@ pub fn validate(
     // As everywhere, the nested value wins and a top-level copy that disagrees is the
     // conflict, on the copy's path; the nested value is still checked.
     let mut conflicted = false;
-    let mut source = |top: &Option<String>, nested: &Option<String>, field: &str| {
+    for (field, top, nested) in [
+        ("password", &req.password, &user.password),
+        (
+            "matchingPassword",
+            &req.matching_password,
+            &user.matching_password,
+        ),
+    ] {
         if let (Some(top), Some(nested)) = (top, nested)
             && top != nested
         {
             errors.push(field, conflict(&format!("{U}.{field}")));
             conflicted = true;
         }
-        nested.clone().or_else(|| top.clone())
-    };
-    let password = source(&req.password, &user.password, "password");
-    let matching = source(
-        &req.matching_password,
-        &user.matching_password,
-        "matchingPassword",
-    );
+    }
+    let password = user.password.as_ref().or(req.password.as_ref());
+    let matching = user
+        .matching_password
+        .as_ref()
+        .or(req.matching_password.as_ref());
     // Every problem at once: a weak password is reported with a missing or mismatched
     // confirmation, not only once they agree.
-    let strong = match &password {
+    let strong = match password {
         None => {
             errors.push("password", ("WEAK_PASSWORD", "is required".into()));
             None
@@ -402,7 +406,7 @@ pub fn validate(
             }
         }
     };
-    let password = match (&password, &matching) {
+    let password = match (password, matching) {
         (_, None) => {
             errors.push(
                 "matchingPassword",

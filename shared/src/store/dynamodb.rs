@@ -939,10 +939,10 @@ impl DynamoStore {
         let now = a.now.timestamp();
         // Marks this attempt's write, so that an SDK retry of a write whose answer was lost
         // finds its own write instead of counting twice or reading it as someone else's.
-        let attempt_id = a.id.clone();
+        let attempt_id = a.id.as_str();
         let last_attempt = AttributeValue::M(
             [
-                ("id".to_owned(), s(&attempt_id)),
+                ("id".to_owned(), s(attempt_id)),
                 ("at".to_owned(), s(crate::registration::timestamp(a.now))),
                 (
                     "context".to_owned(),
@@ -981,10 +981,10 @@ impl DynamoStore {
             .expression_attribute_values(":userPending", s("PENDING_ACTIVATION"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max", n(a.max_attempts))
-            .expression_attribute_values(":attempt", s(&attempt_id))
+            .expression_attribute_values(":attempt", s(attempt_id))
             .expression_attribute_values(
                 ":attemptSet",
-                AttributeValue::Ss(vec![attempt_id.clone()]),
+                AttributeValue::Ss(vec![attempt_id.to_owned()]),
             )
             .expression_attribute_values(":lastAttempt", last_attempt)
             .expression_attribute_values(":at", s(crate::registration::timestamp(a.now)))
@@ -992,12 +992,12 @@ impl DynamoStore {
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
         match self.conditional_update(update, (&pk, sk)).await? {
-            Update::Done(item) => Ok(judged(&item, &attempt_id, a.max_attempts)),
+            Update::Done(item) => Ok(judged(&item, attempt_id, a.max_attempts)),
             // A retry whose first try was counted (even if later attempts were counted since):
             // its outcome is in the item. A new code empties the set, so a counted id always
             // belongs to the current code.
-            Update::ConditionFailed(Some(old)) if counted_attempt(&old, &attempt_id) => {
-                Ok(judged(&old, &attempt_id, a.max_attempts))
+            Update::ConditionFailed(Some(old)) if counted_attempt(&old, attempt_id) => {
+                Ok(judged(&old, attempt_id, a.max_attempts))
             }
             Update::ConditionFailed(old) => Self::refusal(old.as_ref(), now, a.max_attempts)
                 .ok_or_else(|| {
