@@ -435,11 +435,7 @@ impl Registration {
                         }))
                         .await
                 }
-                _ => {
-                    self.idempotency
-                        .release(&claim.tenant, &claim.key, &claim.token)
-                        .await
-                }
+                _ => self.idempotency.release(claim).await,
             }
         };
         record_within(
@@ -950,7 +946,7 @@ mod tests {
         async fn complete(&self, _: &IdempotencyCompletion) -> Result<(), StoreError> {
             std::future::pending().await
         }
-        async fn release(&self, _: &TenantId, _: &str, _: &str) -> Result<(), StoreError> {
+        async fn release(&self, _: &IdempotencyClaim) -> Result<(), StoreError> {
             std::future::pending().await
         }
         async fn recorded(

@@ -1097,6 +1097,16 @@ fn holds_keys(item: &Item, code: &IssuedCode) -> bool {
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
+/// A claim given up: a tombstone that only the claim's own token cannot take (see `release`).
+const RELEASED: &str = "RELEASED";
+
+/// The records a claim may take: none, an expired one (TTL deletion lags), one abandoned
+/// mid-flight by a request that wrote nothing (its write and the completion are one
+/// transaction), or another request's released claim. Not its own released claim: a put of
+/// it still on the way when it was released must not lock the key again.
+const CLAIMABLE: &str = "attribute_not_exists(PK) OR expiresAt <= :now \
+     OR (#status = :inProgress AND lockExpiresAt <= :now) \
+     OR (#status = :released AND #token <> :token)";
 
 impl DynamoStore {
     /// The Update that completes a claim: only the request holding it may.
@@ -1109,7 +1119,9 @@ impl DynamoStore {
             .table_name(&self.table)
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .condition_expression("#token = :token")
+            // Not a released claim: a transaction still on the way when its claim was released
+            // (the request answered 503) must be cancelled, as it would be on a deleted record.
+            .condition_expression("#token = :token AND #status <> :released")
             .update_expression(
                 "SET #status = :completed, responseStatus = :code, responseBody = :body, \
                  responseLocation = :location",
@@ -1118,6 +1130,7 @@ impl DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":token", s(&c.token))
             .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":released", s(RELEASED))
             .expression_attribute_values(":code", n(c.response.status))
             .expression_attribute_values(":body", s(&c.response.body))
             .expression_attribute_values(
@@ -1153,15 +1166,13 @@ impl super::IdempotencyStore for DynamoStore {
             .item("createdAt", s(crate::registration::timestamp(c.now)))
             .item("expiresAt", n(c.expires_at.timestamp()))
             .item("lockExpiresAt", n(c.lock_expires_at.timestamp()))
-            // New, expired (TTL deletion lags), or abandoned mid-flight by a request that
-            // wrote nothing (its write and the completion are one transaction).
-            .condition_expression(
-                "attribute_not_exists(PK) OR expiresAt <= :now \
-                 OR (#status = :inProgress AND lockExpiresAt <= :now)",
-            )
+            .condition_expression(CLAIMABLE)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .expression_attribute_values(":released", s(RELEASED))
+            .expression_attribute_values(":token", s(&c.token))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -1181,9 +1192,14 @@ impl super::IdempotencyStore for DynamoStore {
         let Some(old) = old else {
             return Ok(ClaimOutcome::InProgress);
         };
-        // Our own claim: the SDK retried a put whose answer was lost after it was applied.
         if text(&old, "token") == Some(c.token.as_str()) {
-            return Ok(ClaimOutcome::Claimed);
+            // Our own claim: the SDK retried a put whose answer was lost after it was applied.
+            // (Released already, it could only be a put that outlived its request.)
+            return Ok(if text(&old, "status") == Some(RELEASED) {
+                ClaimOutcome::InProgress
+            } else {
+                ClaimOutcome::Claimed
+            });
         }
         Ok(record_outcome(&old, &c.body_hash))
     }
@@ -1209,19 +1225,32 @@ impl super::IdempotencyStore for DynamoStore {
         Ok(())
     }
 
-    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError> {
-        let (pk, sk) = keys::idempotency(tenant, key);
+    /// Replaces the claim, or any record the claim could have taken, with a tombstone holding
+    /// its token, which any other request may claim ([`CLAIMABLE`]) and the claim itself may
+    /// not: a put of the claim the request gave up on (an SDK attempt still on its way to
+    /// DynamoDB) would otherwise take the key after the release, for the lock's 60 s. The
+    /// condition is evaluated with the claim's `now`, as that put would be.
+    async fn release(&self, c: &super::IdempotencyClaim) -> Result<(), StoreError> {
+        let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
         let result = self
             .client
-            .delete_item()
+            .put_item()
             .table_name(&self.table)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .condition_expression("#token = :token AND #status = :inProgress")
-            .expression_attribute_names("#token", "token")
+            .item(keys::PK, s(&pk))
+            .item(keys::SK, s(sk))
+            .item("entityType", s("IDEMPOTENCY"))
+            .item("status", s(RELEASED))
+            .item("token", s(&c.token))
+            .item("expiresAt", n(c.expires_at.timestamp()))
+            .condition_expression(format!(
+                "{CLAIMABLE} OR (#token = :token AND #status = :inProgress)"
+            ))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":now", n(c.now.timestamp()))
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .expression_attribute_values(":released", s(RELEASED))
+            .expression_attribute_values(":token", s(&c.token))
             .send()
             .await;
         match result {
@@ -1248,8 +1277,10 @@ impl super::IdempotencyStore for DynamoStore {
         let Some(item) = self.get_consistent((&pk, sk)).await? else {
             return Ok(None);
         };
-        // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`.
-        if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp()) {
+        // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`; or released.
+        if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp())
+            || text(&item, "status") == Some(RELEASED)
+        {
             return Ok(None);
         }
         Ok(Some(record_outcome(&item, body_hash)))

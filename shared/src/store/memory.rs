@@ -34,13 +34,21 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("lock poisoned"))
 }
 
+/// An Idempotency-Key record's state.
+enum KeyState {
+    InProgress,
+    Completed(StoredResponse),
+    /// Given up: any other request's claim takes it, the releasing claim's own does not.
+    Released,
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     hierarchies: Mutex<HashMap<TenantId, Hierarchy>>,
     customers: Mutex<HashMap<(TenantId, String), Record>>,
     emails: Mutex<HashMap<(TenantId, String), String>>,
-    /// (tenant, key) → (body hash, token, response once completed).
-    idempotency: Mutex<HashMap<(TenantId, String), (String, String, Option<StoredResponse>)>>,
+    /// (tenant, key) → (body hash, token, state).
+    idempotency: Mutex<HashMap<(TenantId, String), (String, String, KeyState)>>,
     /// Counted activation attempts: id → outcome.
     counted: Mutex<HashMap<String, ActivationOutcome>>,
 }
@@ -84,7 +92,7 @@ impl CustomerStore for MemoryStore {
             if let Some(record) =
                 records.get_mut(&(completion.tenant.clone(), completion.key.clone()))
             {
-                record.2 = Some(completion.response.clone());
+                record.2 = KeyState::Completed(completion.response.clone());
             }
         }
         self.customers.lock().map_err(poisoned)?.insert(
@@ -230,9 +238,20 @@ impl IdempotencyStore for MemoryStore {
         let id = (c.tenant.clone(), c.key.clone());
         Ok(match records.get(&id) {
             None => {
-                records.insert(id, (c.body_hash.clone(), c.token.clone(), None));
+                records.insert(
+                    id,
+                    (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
+                );
                 ClaimOutcome::Claimed
             }
+            Some((_, token, KeyState::Released)) if *token != c.token => {
+                records.insert(
+                    id,
+                    (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
+                );
+                ClaimOutcome::Claimed
+            }
+            Some((_, _, KeyState::Released)) => ClaimOutcome::InProgress,
             Some(record) => record_outcome(record, &c.body_hash),
         })
     }
@@ -240,22 +259,24 @@ impl IdempotencyStore for MemoryStore {
     async fn complete(&self, c: &IdempotencyCompletion) -> Result<(), StoreError> {
         let mut records = self.idempotency.lock().map_err(poisoned)?;
         match records.get_mut(&(c.tenant.clone(), c.key.clone())) {
-            Some(record) if record.1 == c.token => {
-                record.2 = Some(c.response.clone());
+            Some(record) if record.1 == c.token && !matches!(record.2, KeyState::Released) => {
+                record.2 = KeyState::Completed(c.response.clone());
                 Ok(())
             }
             _ => Err(StoreError::ConditionFailed),
         }
     }
 
-    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError> {
+    async fn release(&self, c: &IdempotencyClaim) -> Result<(), StoreError> {
         let mut records = self.idempotency.lock().map_err(poisoned)?;
-        let id = (tenant.clone(), key.to_owned());
-        if records
-            .get(&id)
-            .is_some_and(|r| r.1 == token && r.2.is_none())
-        {
-            records.remove(&id);
+        let id = (c.tenant.clone(), c.key.clone());
+        let releasable = match records.get(&id) {
+            None | Some((_, _, KeyState::Released)) => true,
+            Some((_, token, KeyState::InProgress)) => *token == c.token,
+            Some((_, _, KeyState::Completed(_))) => false,
+        };
+        if releasable {
+            records.insert(id, (String::new(), c.token.clone(), KeyState::Released));
         }
         Ok(())
     }
@@ -270,19 +291,17 @@ impl IdempotencyStore for MemoryStore {
         let records = self.idempotency.lock().map_err(poisoned)?;
         Ok(records
             .get(&(tenant.clone(), key.to_owned()))
+            .filter(|record| !matches!(record.2, KeyState::Released))
             .map(|record| record_outcome(record, body_hash)))
     }
 }
 
 /// What a record (body hash, token, response once completed) means for a request with
 /// `body_hash`, as the DynamoDB adapter's `record_outcome` decides it.
-fn record_outcome(
-    (hash, _, response): &(String, String, Option<StoredResponse>),
-    body_hash: &str,
-) -> ClaimOutcome {
-    match response {
+fn record_outcome((hash, _, state): &(String, String, KeyState), body_hash: &str) -> ClaimOutcome {
+    match state {
         _ if hash != body_hash => ClaimOutcome::Reused,
-        Some(response) => ClaimOutcome::Completed(response.clone()),
-        None => ClaimOutcome::InProgress,
+        KeyState::Completed(response) => ClaimOutcome::Completed(response.clone()),
+        KeyState::InProgress | KeyState::Released => ClaimOutcome::InProgress,
     }
 }

@@ -101,8 +101,9 @@ pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, claim: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError>;
     /// Records (or replaces) the response of a claim this request holds.
     async fn complete(&self, completion: &IdempotencyCompletion) -> Result<(), StoreError>;
-    /// Gives a claim up (the request failed without writing), so a retry can run.
-    async fn release(&self, tenant: &TenantId, key: &str, token: &str) -> Result<(), StoreError>;
+    /// Gives a claim up (the request failed without writing), so a retry can run at once, even
+    /// if a put of the claim still on its way arrives afterwards.
+    async fn release(&self, claim: &IdempotencyClaim) -> Result<(), StoreError>;
     /// What the live (unexpired at `now`) record of `key` means for a request with this body:
     /// `Completed` with the response to replay, `Reused` for another body, `InProgress`; `None`
     /// without a live record. A read: it claims nothing.

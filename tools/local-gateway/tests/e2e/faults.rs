@@ -193,6 +193,10 @@ async fn forward(head: &str, body: &[u8], upstream: &str) -> std::io::Result<Vec
     Ok(answer)
 }
 
+/// In the body of an Idempotency-Key claim's put only: the attribute as an item's key. (A
+/// release's condition names `lockExpiresAt` too, unquoted.)
+const CLAIM_PUT: &str = "\"lockExpiresAt\":";
+
 /// A proxy that forwards every request to moto and, once armed, loses moto's answer to the
 /// first request whose body contains `needle`: the write is applied, the caller never hears.
 struct LosingProxy {
@@ -232,10 +236,14 @@ impl LosingProxy {
 /// Like [`LosingProxy`], and then unreachable for that request: once armed, the first
 /// request with `needle` in its body reaches moto and loses its answer, and every later one
 /// (the SDK's retries) is dropped before moto, until disarmed. Stalling, each connection is
-/// held open with no answer instead of closed.
+/// held open with no answer instead of closed. Holding, each dropped request is kept, to be
+/// delivered to moto later ([`CutOffProxy::deliver_held`]).
 struct CutOffProxy {
     url: String,
+    upstream: String,
     armed: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
+    held: Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
     stall: Arc<AtomicBool>,
     apply_first: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
@@ -245,9 +253,11 @@ struct CutOffProxy {
 
 impl CutOffProxy {
     async fn start(upstream: String, needle: &'static str) -> Self {
-        let [armed, stall, apply_first] = [(); 3].map(|()| Arc::new(AtomicBool::new(false)));
+        let [armed, stall, apply_first, hold] = [(); 4].map(|()| Arc::new(AtomicBool::new(false)));
         let [seen, applied, dropped] = [(); 3].map(|()| Arc::new(AtomicU64::new(0)));
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = (
+            (hold.clone(), held.clone()),
             armed.clone(),
             stall.clone(),
             apply_first.clone(),
@@ -255,9 +265,10 @@ impl CutOffProxy {
             applied.clone(),
             dropped.clone(),
         );
+        let to = upstream.clone();
         let url = listen(move |mut client| {
-            let upstream = upstream.clone();
-            let (armed, stall, apply_first, seen, applied, dropped) = shared.clone();
+            let upstream = to.clone();
+            let ((hold, held), armed, stall, apply_first, seen, applied, dropped) = shared.clone();
             async move {
                 let Ok(Some((head, body))) = read_request(&mut client).await else {
                     return;
@@ -268,6 +279,9 @@ impl CutOffProxy {
                         || !apply_first.load(Ordering::SeqCst)
                     {
                         dropped.fetch_add(1, Ordering::SeqCst);
+                        if hold.load(Ordering::SeqCst) {
+                            held.lock().unwrap().push((head, body));
+                        }
                     } else if forward(&head, &body, &upstream).await.is_ok() {
                         applied.fetch_add(1, Ordering::SeqCst);
                     }
@@ -288,7 +302,10 @@ impl CutOffProxy {
         .await;
         Self {
             url,
+            upstream,
             armed,
+            hold,
+            held,
             stall,
             apply_first,
             seen,
@@ -302,6 +319,17 @@ impl CutOffProxy {
         self.seen.store(0, Ordering::SeqCst);
         self.apply_first.store(apply_first, Ordering::SeqCst);
         self.armed.store(armed, Ordering::SeqCst);
+    }
+
+    /// Sends the held requests to moto now, in the order they came; moto's answers.
+    async fn deliver_held(&self) -> Vec<String> {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        let mut answers = Vec::new();
+        for (head, body) in held {
+            let answer = forward(&head, &body, &self.upstream).await.expect("moto");
+            answers.push(String::from_utf8_lossy(&answer).into_owned());
+        }
+        answers
     }
 }
 
@@ -642,7 +670,7 @@ async fn a_keyed_registration_whose_claim_answer_is_lost_still_registers_once() 
     // The retry meets the claim it made itself: read as a twin's, it answered 409
     // REQUEST_IN_PROGRESS to its own request (and the key stayed locked for a minute).
     let upstream = moto_upstream();
-    let proxy = LosingProxy::start(upstream, "lockExpiresAt").await;
+    let proxy = LosingProxy::start(upstream, CLAIM_PUT).await;
     let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
     let body = contract_body(&tenant, "lost-claim@example.com");
@@ -903,6 +931,82 @@ async fn a_resend_that_loses_a_race_is_told_the_real_wait() {
     );
 }
 
+/// A put of an Idempotency-Key claim can reach DynamoDB after its request gave the claim up:
+/// an SDK attempt still on its way when the claim was released and the request answered 503.
+/// Released by deleting the record, the claim was taken again by such a put, and every retry
+/// with the key got 409 `REQUEST_IN_PROGRESS` for the lock's 60 s. Released by a tombstone
+/// that only the claim's own puts cannot take, the key's retry registers at once.
+#[tokio::test]
+async fn a_claim_arriving_after_its_release_does_not_take_the_key() {
+    let proxy = CutOffProxy::start(moto_upstream(), CLAIM_PUT).await;
+    proxy.stall.store(true, Ordering::SeqCst);
+    proxy.hold.store(true, Ordering::SeqCst);
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "late-claim@example.com");
+    proxy.arm(true, false);
+    let reply = stack.register_with_key(&tenant, "late-claim", &body).await;
+    proxy.arm(false, false);
+    assert_eq!(reply.status, 503, "{}", reply);
+    assert_eq!(
+        proxy.applied.load(Ordering::SeqCst),
+        0,
+        "no claim reached moto"
+    );
+
+    let late = proxy.deliver_held().await;
+    assert!(!late.is_empty(), "the claim's puts were held");
+    for answer in &late {
+        assert!(
+            answer.contains("ConditionalCheckFailedException"),
+            "a put of the released claim is refused: {answer}"
+        );
+    }
+    let retry = stack.register_with_key(&tenant, "late-claim", &body).await;
+    assert_eq!(retry.status, 201, "{}", retry);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    let replay = stack.register_with_key(&tenant, "late-claim", &body).await;
+    assert_eq!(replay.status, 201, "{}", replay);
+    assert_eq!(replay.body["data"]["id"], retry.body["data"]["id"]);
+}
+
+/// The same for the registration's transaction, which completes the claim: sent but never
+/// answered, found not applied by the read-back, answered 503 and the claim released, then
+/// applied after all. On a deleted record its completion's condition failed and cancelled the
+/// transaction; on the tombstone it must too, or a customer nobody was told about (and sent
+/// no code) would be written, and the key's retry replay its 201.
+#[tokio::test]
+async fn a_transaction_arriving_after_its_claim_was_released_writes_nothing() {
+    let proxy = CutOffProxy::start(moto_upstream(), "emailNormalized").await;
+    proxy.hold.store(true, Ordering::SeqCst);
+    let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let body = contract_body(&tenant, "late-write@example.com");
+    proxy.arm(true, false);
+    let reply = stack.register_with_key(&tenant, "late-write", &body).await;
+    proxy.arm(false, false);
+    assert_eq!(reply.status, 503, "{}", reply);
+
+    let late = proxy.deliver_held().await;
+    assert!(!late.is_empty(), "the transaction's tries were held");
+    for answer in &late {
+        assert!(
+            answer.contains("TransactionCanceledException"),
+            "a transaction of the released claim is cancelled: {answer}"
+        );
+    }
+    assert!(stack.mail().is_empty(), "nothing sent");
+    let retry = stack.register_with_key(&tenant, "late-write", &body).await;
+    assert_eq!(retry.status, 201, "{}", retry);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(
+        items.iter().filter(|i| i["SK"] == "CUSTOMER").count(),
+        1,
+        "{items:#?}"
+    );
+}
+
 /// A request that could not finish its write before its deadline does not start it: cut
 /// after the write, it would answer 503 for a registration that was done (and a retry would
 /// meet 409 or a replay). With DynamoDB answering after 1.2 s and an 8 s invocation, the
@@ -927,14 +1031,19 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
         .collect();
     assert_eq!(
         calls,
-        ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+        ["dynamodb:PutItem", "dynamodb:PutItem"],
         "the key claimed, then released: the check before the transaction refused it"
     );
     assert_eq!(reply.status, 503, "{}", reply);
     assert_eq!(reply.body["data"]["error"], "SERVICE_UNAVAILABLE");
-    assert!(
-        stack.items_of(&tenant).await.is_empty(),
-        "nothing written, the claim released"
+    let items = stack.items_of(&tenant).await;
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| (i["entityType"].as_str(), i["status"].as_str()))
+            .collect::<Vec<_>>(),
+        [(Some("IDEMPOTENCY"), Some("RELEASED"))],
+        "nothing written, the claim released: {items:#?}"
     );
 
     let roomy = Stack::start_beside(&stack, Some(slow), Duration::from_secs(30)).await;
@@ -949,7 +1058,7 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
 /// is released by its token before the 503, and the retry registers.
 #[tokio::test]
 async fn a_claim_applied_but_never_answered_is_released_within_the_invocation() {
-    let proxy = CutOffProxy::start(moto_upstream(), "lockExpiresAt").await;
+    let proxy = CutOffProxy::start(moto_upstream(), CLAIM_PUT).await;
     proxy.stall.store(true, Ordering::SeqCst);
     let stack = Stack::start_with_dynamodb(Some(proxy.url.clone())).await;
     let tenant = stack.tenant_with_demo_hierarchy().await;
