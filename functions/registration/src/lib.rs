@@ -180,8 +180,8 @@ impl Registration {
                 let claimed = match write_within(answer_by, self.idempotency.claim(&claim)).await {
                     Ok(claimed) => claimed,
                     Err(error @ StoreError::Unavailable(_)) => {
-                        // Applied or not, the release deletes only a record with this
-                        // request's token.
+                        // Applied or not: the release replaces only this claim or a record it
+                        // could have taken, and no put of this claim can take the key after it.
                         let refusal = storage_failure(error);
                         self.settle_failed_claim(&claim, &refusal, request_id, answer_by)
                             .await;

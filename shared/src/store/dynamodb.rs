@@ -1097,16 +1097,19 @@ fn holds_keys(item: &Item, code: &IssuedCode) -> bool {
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
-/// A claim given up: a tombstone that only the claim's own token cannot take (see `release`).
-const RELEASED: &str = "RELEASED";
+/// On a released claim's record: the released claim's start, in epoch milliseconds.
+const RELEASED_CLAIM_AT: &str = "releasedClaimAt";
 
-/// The records a claim may take: none, an expired one (TTL deletion lags), one abandoned
-/// mid-flight by a request that wrote nothing (its write and the completion are one
-/// transaction), or another request's released claim. Not its own released claim: a put of
-/// it still on the way when it was released must not lock the key again.
+/// The records a claim may take: none, an expired one (TTL deletion lags), or one whose lock
+/// has expired: abandoned mid-flight by a request that wrote nothing (its write and the
+/// completion are one transaction), or released (see `release`) by a claim that started
+/// before this one (or at the same millisecond, with another token). Not a record released
+/// by this claim or a later one: a put of a claim still on its way when the claim was
+/// released must not lock the key again.
 const CLAIMABLE: &str = "attribute_not_exists(PK) OR expiresAt <= :now \
-     OR (#status = :inProgress AND lockExpiresAt <= :now) \
-     OR (#status = :released AND #token <> :token)";
+     OR (#status = :inProgress AND lockExpiresAt <= :now \
+         AND (attribute_not_exists(releasedClaimAt) OR releasedClaimAt < :claimStart \
+              OR (releasedClaimAt = :claimStart AND #token <> :token)))";
 
 impl DynamoStore {
     /// The Update that completes a claim: only the request holding it may.
@@ -1121,7 +1124,7 @@ impl DynamoStore {
             .key(keys::SK, s(sk))
             // Not a released claim: a transaction still on the way when its claim was released
             // (the request answered 503) must be cancelled, as it would be on a deleted record.
-            .condition_expression("#token = :token AND #status <> :released")
+            .condition_expression("#token = :token AND attribute_not_exists(releasedClaimAt)")
             .update_expression(
                 "SET #status = :completed, responseStatus = :code, responseBody = :body, \
                  responseLocation = :location",
@@ -1130,7 +1133,6 @@ impl DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":token", s(&c.token))
             .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":released", s(RELEASED))
             .expression_attribute_values(":code", n(c.response.status))
             .expression_attribute_values(":body", s(&c.response.body))
             .expression_attribute_values(
@@ -1171,7 +1173,7 @@ impl super::IdempotencyStore for DynamoStore {
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
-            .expression_attribute_values(":released", s(RELEASED))
+            .expression_attribute_values(":claimStart", n(c.now.timestamp_millis()))
             .expression_attribute_values(":token", s(&c.token))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -1195,7 +1197,7 @@ impl super::IdempotencyStore for DynamoStore {
         if text(&old, "token") == Some(c.token.as_str()) {
             // Our own claim: the SDK retried a put whose answer was lost after it was applied.
             // (Released already, it could only be a put that outlived its request.)
-            return Ok(if text(&old, "status") == Some(RELEASED) {
+            return Ok(if old.contains_key(RELEASED_CLAIM_AT) {
                 ClaimOutcome::InProgress
             } else {
                 ClaimOutcome::Claimed
@@ -1225,11 +1227,14 @@ impl super::IdempotencyStore for DynamoStore {
         Ok(())
     }
 
-    /// Replaces the claim, or any record the claim could have taken, with a tombstone holding
-    /// its token, which any other request may claim ([`CLAIMABLE`]) and the claim itself may
-    /// not: a put of the claim the request gave up on (an SDK attempt still on its way to
-    /// DynamoDB) would otherwise take the key after the release, for the lock's 60 s. The
-    /// condition is evaluated with the claim's `now`, as that put would be.
+    /// Replaces the claim, or any record the claim could have taken, with a tombstone: an
+    /// abandoned claim (its lock expired) stamped with the released claim's start, which a
+    /// later claim may take ([`CLAIMABLE`]) and this one, or an earlier one, may not. A put of
+    /// a claim its request gave up on (an SDK attempt still on its way to DynamoDB) would
+    /// otherwise take the key after the release, for the lock's 60 s; and so would an earlier
+    /// request's put after a later request's release, were the tombstone to name only the
+    /// last token. The condition is evaluated with the claim's `now`, as that put would be.
+    /// Code from before tombstones reads one as an abandoned claim and takes it.
     async fn release(&self, c: &super::IdempotencyClaim) -> Result<(), StoreError> {
         let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
         let result = self
@@ -1239,9 +1244,13 @@ impl super::IdempotencyStore for DynamoStore {
             .item(keys::PK, s(&pk))
             .item(keys::SK, s(sk))
             .item("entityType", s("IDEMPOTENCY"))
-            .item("status", s(RELEASED))
+            .item("status", s(IN_PROGRESS))
+            .item("bodyHash", s(&c.body_hash))
             .item("token", s(&c.token))
+            .item("createdAt", s(crate::registration::timestamp(c.now)))
             .item("expiresAt", n(c.expires_at.timestamp()))
+            .item("lockExpiresAt", n(0))
+            .item(RELEASED_CLAIM_AT, n(c.now.timestamp_millis()))
             .condition_expression(format!(
                 "{CLAIMABLE} OR (#token = :token AND #status = :inProgress)"
             ))
@@ -1249,7 +1258,7 @@ impl super::IdempotencyStore for DynamoStore {
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":now", n(c.now.timestamp()))
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
-            .expression_attribute_values(":released", s(RELEASED))
+            .expression_attribute_values(":claimStart", n(c.now.timestamp_millis()))
             .expression_attribute_values(":token", s(&c.token))
             .send()
             .await;
@@ -1279,7 +1288,7 @@ impl super::IdempotencyStore for DynamoStore {
         };
         // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`; or released.
         if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp())
-            || text(&item, "status") == Some(RELEASED)
+            || item.contains_key(RELEASED_CLAIM_AT)
         {
             return Ok(None);
         }
@@ -1290,6 +1299,10 @@ impl super::IdempotencyStore for DynamoStore {
 /// What a live idempotency record means for a request with `body_hash`.
 fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
     use super::ClaimOutcome;
+    // Released after this request's claim failed on it: a retry may take it.
+    if record.contains_key(RELEASED_CLAIM_AT) {
+        return ClaimOutcome::InProgress;
+    }
     if text(record, "bodyHash") != Some(body_hash) {
         return ClaimOutcome::Reused;
     }

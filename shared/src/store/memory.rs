@@ -38,8 +38,9 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
 enum KeyState {
     InProgress,
     Completed(StoredResponse),
-    /// Given up: any other request's claim takes it, the releasing claim's own does not.
-    Released,
+    /// Given up by the claim that started at this instant: a claim started later (or then,
+    /// with another token) takes it, a put of that claim or of an earlier one does not.
+    Released(chrono::DateTime<chrono::Utc>),
 }
 
 #[derive(Default)]
@@ -244,14 +245,13 @@ impl IdempotencyStore for MemoryStore {
                 );
                 ClaimOutcome::Claimed
             }
-            Some((_, token, KeyState::Released)) if *token != c.token => {
+            Some((_, token, KeyState::Released(start))) if released_before(*start, token, c) => {
                 records.insert(
                     id,
                     (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
                 );
                 ClaimOutcome::Claimed
             }
-            Some((_, _, KeyState::Released)) => ClaimOutcome::InProgress,
             Some(record) => record_outcome(record, &c.body_hash),
         })
     }
@@ -259,7 +259,7 @@ impl IdempotencyStore for MemoryStore {
     async fn complete(&self, c: &IdempotencyCompletion) -> Result<(), StoreError> {
         let mut records = self.idempotency.lock().map_err(poisoned)?;
         match records.get_mut(&(c.tenant.clone(), c.key.clone())) {
-            Some(record) if record.1 == c.token && !matches!(record.2, KeyState::Released) => {
+            Some(record) if record.1 == c.token && !matches!(record.2, KeyState::Released(_)) => {
                 record.2 = KeyState::Completed(c.response.clone());
                 Ok(())
             }
@@ -271,12 +271,20 @@ impl IdempotencyStore for MemoryStore {
         let mut records = self.idempotency.lock().map_err(poisoned)?;
         let id = (c.tenant.clone(), c.key.clone());
         let releasable = match records.get(&id) {
-            None | Some((_, _, KeyState::Released)) => true,
+            None => true,
+            Some((_, token, KeyState::Released(start))) => released_before(*start, token, c),
             Some((_, token, KeyState::InProgress)) => *token == c.token,
             Some((_, _, KeyState::Completed(_))) => false,
         };
         if releasable {
-            records.insert(id, (String::new(), c.token.clone(), KeyState::Released));
+            records.insert(
+                id,
+                (
+                    c.body_hash.clone(),
+                    c.token.clone(),
+                    KeyState::Released(c.now),
+                ),
+            );
         }
         Ok(())
     }
@@ -291,9 +299,18 @@ impl IdempotencyStore for MemoryStore {
         let records = self.idempotency.lock().map_err(poisoned)?;
         Ok(records
             .get(&(tenant.clone(), key.to_owned()))
-            .filter(|record| !matches!(record.2, KeyState::Released))
+            .filter(|record| !matches!(record.2, KeyState::Released(_)))
             .map(|record| record_outcome(record, body_hash)))
     }
+}
+
+/// Whether claim `c` may take a record released by the claim with `token` started at `start`.
+fn released_before(
+    start: chrono::DateTime<chrono::Utc>,
+    token: &str,
+    c: &IdempotencyClaim,
+) -> bool {
+    start < c.now || (start == c.now && token != c.token)
 }
 
 /// What a record (body hash, token, response once completed) means for a request with
@@ -302,6 +319,6 @@ fn record_outcome((hash, _, state): &(String, String, KeyState), body_hash: &str
     match state {
         _ if hash != body_hash => ClaimOutcome::Reused,
         KeyState::Completed(response) => ClaimOutcome::Completed(response.clone()),
-        KeyState::InProgress | KeyState::Released => ClaimOutcome::InProgress,
+        KeyState::InProgress | KeyState::Released(_) => ClaimOutcome::InProgress,
     }
 }
