@@ -181,7 +181,8 @@ impl Registration {
                     Ok(claimed) => claimed,
                     Err(error @ StoreError::Unavailable(_)) => {
                         // Applied or not: the release replaces only this claim or a record it
-                        // could have taken, and no put of this claim can take the key after it.
+                        // could have taken, and a put of this claim arriving after it cannot
+                        // take the key (unless another request held the key meanwhile).
                         let refusal = storage_failure(error);
                         self.settle_failed_claim(&claim, &refusal, request_id, answer_by)
                             .await;

@@ -317,8 +317,10 @@ fn released_before(
 /// `body_hash`, as the DynamoDB adapter's `record_outcome` decides it.
 fn record_outcome((hash, _, state): &(String, String, KeyState), body_hash: &str) -> ClaimOutcome {
     match state {
+        // Released, by a claim this one may not overtake: a retry may take it.
+        KeyState::Released(_) => ClaimOutcome::InProgress,
         _ if hash != body_hash => ClaimOutcome::Reused,
         KeyState::Completed(response) => ClaimOutcome::Completed(response.clone()),
-        KeyState::InProgress | KeyState::Released(_) => ClaimOutcome::InProgress,
+        KeyState::InProgress => ClaimOutcome::InProgress,
     }
 }

@@ -102,7 +102,8 @@ pub trait IdempotencyStore: Send + Sync {
     /// Records (or replaces) the response of a claim this request holds.
     async fn complete(&self, completion: &IdempotencyCompletion) -> Result<(), StoreError>;
     /// Gives a claim up (the request failed without writing), so a retry can run at once, even
-    /// if a put of the claim still on its way arrives afterwards.
+    /// if a put of the claim still on its way arrives afterwards (unless another request held
+    /// the key at the release, and gives it up later: then that put may take it).
     async fn release(&self, claim: &IdempotencyClaim) -> Result<(), StoreError>;
     /// What the live (unexpired at `now`) record of `key` means for a request with this body:
     /// `Completed` with the response to replay, `Reused` for another body, `InProgress`; `None`

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -344,15 +344,17 @@ impl CutOffProxy {
         self.armed.store(armed, Ordering::SeqCst);
     }
 
-    /// Sends the held requests to moto now, in the order they came; moto's answers.
-    async fn deliver_held(&self) -> Vec<String> {
+    /// Sends the held requests to moto now, in the order they came: each body with moto's
+    /// answer.
+    async fn deliver_held(&self) -> Vec<(Value, String)> {
         let held = std::mem::take(&mut *self.held.lock().unwrap());
-        let mut answers = Vec::new();
+        let mut delivered = Vec::new();
         for (head, body) in held {
             let answer = forward(&head, &body, &self.upstream).await.expect("moto");
-            answers.push(String::from_utf8_lossy(&answer).into_owned());
+            let body = serde_json::from_slice(&body).expect("a JSON request body");
+            delivered.push((body, String::from_utf8_lossy(&answer).into_owned()));
         }
-        answers
+        delivered
     }
 }
 
@@ -984,8 +986,12 @@ async fn a_claim_arriving_after_its_release_does_not_take_the_key() {
     );
 
     let late = proxy.deliver_held().await;
-    assert!(!late.is_empty(), "the claim's puts were held");
-    for answer in &late {
+    let tokens: std::collections::BTreeSet<_> = late
+        .iter()
+        .map(|(put, _)| put["Item"]["token"]["S"].as_str().expect("a claim's token"))
+        .collect();
+    assert_eq!(tokens.len(), 2, "both requests' claim puts were held");
+    for (_, answer) in &late {
         assert!(
             answer.contains("ConditionalCheckFailedException"),
             "a put of the released claim is refused: {answer}"
@@ -1018,7 +1024,7 @@ async fn a_transaction_arriving_after_its_claim_was_released_writes_nothing() {
 
     let late = proxy.deliver_held().await;
     assert!(!late.is_empty(), "the transaction's tries were held");
-    for answer in &late {
+    for (_, answer) in &late {
         assert!(
             answer.contains("TransactionCanceledException"),
             "a transaction of the released claim is cancelled: {answer}"
