@@ -87,15 +87,21 @@ impl CustomerStore for MemoryStore {
         if emails.contains_key(&key) {
             return Err(StoreError::AlreadyExists);
         }
-        emails.insert(key, new.customer.id.clone());
+        // The completion is part of the transaction: only the claim's holder may make it, and
+        // if it may not, nothing is written.
         if let Some(completion) = &new.idempotency {
             let mut records = self.idempotency.lock().map_err(poisoned)?;
-            if let Some(record) =
-                records.get_mut(&(completion.tenant.clone(), completion.key.clone()))
-            {
-                record.2 = KeyState::Completed(completion.response.clone());
+            match records.get_mut(&(completion.tenant.clone(), completion.key.clone())) {
+                Some(record)
+                    if record.1 == completion.token
+                        && !matches!(record.2, KeyState::Released(_)) =>
+                {
+                    record.2 = KeyState::Completed(completion.response.clone());
+                }
+                _ => return Err(StoreError::ConditionFailed),
             }
         }
+        emails.insert(key, new.customer.id.clone());
         self.customers.lock().map_err(poisoned)?.insert(
             (new.customer.tenant_id.clone(), new.customer.id.clone()),
             Record {
