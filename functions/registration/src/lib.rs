@@ -182,7 +182,7 @@ impl Registration {
                     Err(error @ StoreError::Unavailable(_)) => {
                         // Applied or not: the release replaces only this claim or a record it
                         // could have taken, and a put of this claim arriving after it cannot
-                        // take the key (unless another request held the key meanwhile).
+                        // take the key.
                         let refusal = storage_failure(error);
                         self.settle_failed_claim(&claim, &refusal, request_id, answer_by)
                             .await;
@@ -436,7 +436,7 @@ impl Registration {
                         }))
                         .await
                 }
-                _ => self.idempotency.release(claim).await,
+                _ => self.idempotency.release(claim, self.clock.now()).await,
             }
         };
         record_within(
@@ -947,7 +947,11 @@ mod tests {
         async fn complete(&self, _: &IdempotencyCompletion) -> Result<(), StoreError> {
             std::future::pending().await
         }
-        async fn release(&self, _: &IdempotencyClaim) -> Result<(), StoreError> {
+        async fn release(
+            &self,
+            _: &IdempotencyClaim,
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), StoreError> {
             std::future::pending().await
         }
         async fn recorded(

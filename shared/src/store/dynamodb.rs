@@ -1097,19 +1097,19 @@ fn holds_keys(item: &Item, code: &IssuedCode) -> bool {
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
-/// On a released claim's record: the released claim's start, in epoch milliseconds.
-const RELEASED_CLAIM_AT: &str = "releasedClaimAt";
+/// On a released claim's record: when it was released, in epoch milliseconds.
+const RELEASED_AT: &str = "releasedAt";
 
 /// The records a claim may take: none, an expired one (TTL deletion lags), or one whose lock
 /// has expired: abandoned mid-flight by a request that wrote nothing (its write and the
-/// completion are one transaction), or released (see `release`) by a claim that started
-/// before this one (or at the same millisecond, with another token). Not a record released
-/// by this claim or a later one: a put of a claim still on its way when the claim was
-/// released must not lock the key again.
+/// completion are one transaction), or released (see `release`) before this claim started
+/// (or in the same millisecond, by another claim). Not a record released after the claim
+/// started: a put still on its way when a claim was released, of that claim or of a twin
+/// request's, must not lock the key again.
 const CLAIMABLE: &str = "attribute_not_exists(PK) OR expiresAt <= :now \
      OR (#status = :inProgress AND lockExpiresAt <= :now \
-         AND (attribute_not_exists(releasedClaimAt) OR releasedClaimAt < :claimStart \
-              OR (releasedClaimAt = :claimStart AND #token <> :token)))";
+         AND (attribute_not_exists(releasedAt) OR releasedAt < :claimStart \
+              OR (releasedAt = :claimStart AND #token <> :token)))";
 
 impl DynamoStore {
     /// The Update that completes a claim: only the request holding it may.
@@ -1124,7 +1124,7 @@ impl DynamoStore {
             .key(keys::SK, s(sk))
             // Not a released claim: a transaction still on the way when its claim was released
             // (the request answered 503) must be cancelled, as it would be on a deleted record.
-            .condition_expression("#token = :token AND attribute_not_exists(releasedClaimAt)")
+            .condition_expression("#token = :token AND attribute_not_exists(releasedAt)")
             .update_expression(
                 "SET #status = :completed, responseStatus = :code, responseBody = :body, \
                  responseLocation = :location",
@@ -1197,7 +1197,7 @@ impl super::IdempotencyStore for DynamoStore {
         if text(&old, "token") == Some(c.token.as_str()) {
             // Our own claim: the SDK retried a put whose answer was lost after it was applied.
             // (Released already, it could only be a put that outlived its request.)
-            return Ok(if old.contains_key(RELEASED_CLAIM_AT) {
+            return Ok(if old.contains_key(RELEASED_AT) {
                 ClaimOutcome::InProgress
             } else {
                 ClaimOutcome::Claimed
@@ -1227,15 +1227,18 @@ impl super::IdempotencyStore for DynamoStore {
         Ok(())
     }
 
-    /// Replaces the claim, or any record the claim could have taken, with a tombstone: an
-    /// abandoned claim (its lock expired) stamped with the released claim's start, which a
-    /// later claim may take ([`CLAIMABLE`]) and this one, or an earlier one, may not. A put of
-    /// a claim its request gave up on (an SDK attempt still on its way to DynamoDB) would
-    /// otherwise take the key after the release, for the lock's 60 s; and so would an earlier
-    /// request's put after a later request's release, were the tombstone to name only the
-    /// last token. The condition is evaluated with the claim's `now`, as that put would be.
+    /// Replaces the claim, or any record a claim started `at` could take, with a tombstone: an
+    /// abandoned claim (its lock expired) stamped with `at`, which a claim started later may
+    /// take ([`CLAIMABLE`]) and one started earlier may not. A put of a claim its request gave
+    /// up on (an SDK attempt still on its way to DynamoDB) would otherwise take the key after
+    /// the release, for the lock's 60 s; so would a twin request's put that arrives after this
+    /// release, or after a later one, were the tombstone to name a token or a claim's start.
     /// Code from before tombstones reads one as an abandoned claim and takes it.
-    async fn release(&self, c: &super::IdempotencyClaim) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        c: &super::IdempotencyClaim,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
         let result = self
             .client
@@ -1250,15 +1253,15 @@ impl super::IdempotencyStore for DynamoStore {
             .item("createdAt", s(crate::registration::timestamp(c.now)))
             .item("expiresAt", n(c.expires_at.timestamp()))
             .item("lockExpiresAt", n(0))
-            .item(RELEASED_CLAIM_AT, n(c.now.timestamp_millis()))
+            .item(RELEASED_AT, n(at.timestamp_millis()))
             .condition_expression(format!(
                 "{CLAIMABLE} OR (#token = :token AND #status = :inProgress)"
             ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":now", n(c.now.timestamp()))
+            .expression_attribute_values(":now", n(at.timestamp()))
             .expression_attribute_values(":inProgress", s(IN_PROGRESS))
-            .expression_attribute_values(":claimStart", n(c.now.timestamp_millis()))
+            .expression_attribute_values(":claimStart", n(at.timestamp_millis()))
             .expression_attribute_values(":token", s(&c.token))
             .send()
             .await;
@@ -1288,7 +1291,7 @@ impl super::IdempotencyStore for DynamoStore {
         };
         // Expired as a claim sees it (TTL deletion lags): `expiresAt <= now`; or released.
         if number(&item, "expiresAt").is_none_or(|at| at <= now.timestamp())
-            || item.contains_key(RELEASED_CLAIM_AT)
+            || item.contains_key(RELEASED_AT)
         {
             return Ok(None);
         }
@@ -1300,7 +1303,7 @@ impl super::IdempotencyStore for DynamoStore {
 fn record_outcome(record: &Item, body_hash: &str) -> super::ClaimOutcome {
     use super::ClaimOutcome;
     // Released after this request's claim failed on it: a retry may take it.
-    if record.contains_key(RELEASED_CLAIM_AT) {
+    if record.contains_key(RELEASED_AT) {
         return ClaimOutcome::InProgress;
     }
     if text(record, "bodyHash") != Some(body_hash) {

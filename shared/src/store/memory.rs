@@ -38,8 +38,8 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
 enum KeyState {
     InProgress,
     Completed(StoredResponse),
-    /// Given up by the claim that started at this instant: a claim started later (or then,
-    /// with another token) takes it, a put of that claim or of an earlier one does not.
+    /// Given up at this instant: a claim started later (or then, by another claim) takes it,
+    /// one started earlier does not.
     Released(chrono::DateTime<chrono::Utc>),
 }
 
@@ -251,7 +251,7 @@ impl IdempotencyStore for MemoryStore {
                 );
                 ClaimOutcome::Claimed
             }
-            Some((_, token, KeyState::Released(start))) if released_before(*start, token, c) => {
+            Some((_, token, KeyState::Released(at))) if released_before(*at, token, c.now, c) => {
                 records.insert(
                     id,
                     (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
@@ -273,23 +273,23 @@ impl IdempotencyStore for MemoryStore {
         }
     }
 
-    async fn release(&self, c: &IdempotencyClaim) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        c: &IdempotencyClaim,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         let mut records = self.idempotency.lock().map_err(poisoned)?;
         let id = (c.tenant.clone(), c.key.clone());
         let releasable = match records.get(&id) {
             None => true,
-            Some((_, token, KeyState::Released(start))) => released_before(*start, token, c),
+            Some((_, token, KeyState::Released(then))) => released_before(*then, token, at, c),
             Some((_, token, KeyState::InProgress)) => *token == c.token,
             Some((_, _, KeyState::Completed(_))) => false,
         };
         if releasable {
             records.insert(
                 id,
-                (
-                    c.body_hash.clone(),
-                    c.token.clone(),
-                    KeyState::Released(c.now),
-                ),
+                (c.body_hash.clone(), c.token.clone(), KeyState::Released(at)),
             );
         }
         Ok(())
@@ -310,13 +310,14 @@ impl IdempotencyStore for MemoryStore {
     }
 }
 
-/// Whether claim `c` may take a record released by the claim with `token` started at `start`.
+/// Whether claim `c`, as of `now`, may take a record the claim with `token` released `at`.
 fn released_before(
-    start: chrono::DateTime<chrono::Utc>,
+    at: chrono::DateTime<chrono::Utc>,
     token: &str,
+    now: chrono::DateTime<chrono::Utc>,
     c: &IdempotencyClaim,
 ) -> bool {
-    start < c.now || (start == c.now && token != c.token)
+    at < now || (at == now && token != c.token)
 }
 
 /// What a record (body hash, token, response once completed) means for a request with

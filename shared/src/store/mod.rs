@@ -101,10 +101,14 @@ pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, claim: &IdempotencyClaim) -> Result<ClaimOutcome, StoreError>;
     /// Records (or replaces) the response of a claim this request holds.
     async fn complete(&self, completion: &IdempotencyCompletion) -> Result<(), StoreError>;
-    /// Gives a claim up (the request failed without writing), so a retry can run at once, even
-    /// if a put of the claim still on its way arrives afterwards (unless another request held
-    /// the key at the release, and gives it up later: then that put may take it).
-    async fn release(&self, claim: &IdempotencyClaim) -> Result<(), StoreError>;
+    /// Gives a claim up (the request failed without writing), `at` (now), so that a request
+    /// started later can run at once, while a put of a claim started earlier that arrives
+    /// afterwards (this claim's, still on its way, or a twin request's) cannot take the key.
+    async fn release(
+        &self,
+        claim: &IdempotencyClaim,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
     /// What the live (unexpired at `now`) record of `key` means for a request with this body:
     /// `Completed` with the response to replay, `Reused` for another body, `InProgress`; `None`
     /// without a live record. A read: it claims nothing.

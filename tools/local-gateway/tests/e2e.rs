@@ -1368,6 +1368,74 @@ async fn a_repeated_key_with_another_body_is_refused() {
     );
 }
 
+/// The release's tombstone against moto, put by put, as puts can arrive late: a put of a
+/// claim started before a release is refused (that claim's own, still on its way, and a twin
+/// request's, which met the key held and whose own release therefore wrote nothing); a claim
+/// started after it takes the key. Stamped with the released claim's start (as on
+/// 2026-11-27 for a while), the twin's put took it, and the key was locked for 60 s.
+#[tokio::test]
+async fn a_released_key_refuses_every_claim_started_before_the_release() {
+    use shared::store::{ClaimOutcome, IdempotencyClaim, IdempotencyStore};
+    let stack = Stack::start().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let claim = |token: &str, start_ms: i64| IdempotencyClaim {
+        tenant: shared::domain::TenantId::parse("t-released-key").unwrap(),
+        key: "released-key".into(),
+        body_hash: "same body".into(),
+        token: token.into(),
+        now: at(start_ms),
+        expires_at: at(start_ms) + chrono::Duration::hours(24),
+        lock_expires_at: at(start_ms) + chrono::Duration::seconds(60),
+    };
+    let store = &stack.store;
+    let (first, twin) = (claim("first", 0), claim("twin", 900));
+    assert_eq!(store.claim(&first).await.unwrap(), ClaimOutcome::Claimed);
+    // The twin's put is on its way; the twin gives up at 8 s, finding the key held.
+    store.release(&twin, at(8_000)).await.unwrap();
+    assert_eq!(
+        store.claim(&claim("during", 8_500)).await.unwrap(),
+        ClaimOutcome::InProgress,
+        "the first request still holds the key"
+    );
+    // The first request fails and releases at 9 s; then both late puts arrive.
+    store.release(&first, at(9_000)).await.unwrap();
+    for late in [&twin, &first] {
+        assert_eq!(
+            store.claim(late).await.unwrap(),
+            ClaimOutcome::InProgress,
+            "a put of {} (started before the release) arrives late",
+            late.token
+        );
+    }
+    let retry = claim("retry", 9_500);
+    assert_eq!(store.claim(&retry).await.unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(
+        store
+            .recorded(&retry.tenant, &retry.key, "same body", retry.now)
+            .await
+            .unwrap(),
+        Some(ClaimOutcome::InProgress),
+        "the retry's claim is live"
+    );
+    // Released in turn, it is taken by a claim started after, even in the same millisecond.
+    store.release(&retry, at(9_800)).await.unwrap();
+    assert_eq!(
+        store
+            .recorded(&retry.tenant, &retry.key, "same body", at(9_900))
+            .await
+            .unwrap(),
+        None,
+        "a released key has no record to replay"
+    );
+    assert_eq!(
+        store.claim(&claim("same ms", 9_800)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
 #[tokio::test]
 async fn a_request_rejected_before_writing_leaves_no_idempotency_record() {
     let stack = Stack::start().await;

@@ -214,10 +214,10 @@ impl From<&'static str> for Needle {
 }
 
 /// An Idempotency-Key claim's put: `lockExpiresAt` as an item's attribute, and not a
-/// release's tombstone, which has `releasedClaimAt` as one. (Conditions name both unquoted.)
+/// release's tombstone, which has `releasedAt` as one. (Conditions name both unquoted.)
 const CLAIM_PUT: Needle = Needle {
     has: "\"lockExpiresAt\":",
-    lacks: Some("\"releasedClaimAt\":"),
+    lacks: Some("\"releasedAt\":"),
 };
 
 /// A proxy that forwards every request to moto and, once armed, loses moto's answer to the
@@ -1075,7 +1075,7 @@ async fn a_write_that_could_not_finish_before_the_deadline_is_not_started() {
     assert_eq!(
         items
             .iter()
-            .map(|i| (i["entityType"].as_str(), i["releasedClaimAt"].is_number()))
+            .map(|i| (i["entityType"].as_str(), i["releasedAt"].is_number()))
             .collect::<Vec<_>>(),
         [(Some("IDEMPOTENCY"), true)],
         "nothing written, the claim released: {items:#?}"
