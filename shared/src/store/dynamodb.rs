@@ -1112,6 +1112,36 @@ const CLAIMABLE: &str = "attribute_not_exists(PK) OR expiresAt <= :now \
               OR (releasedAt = :claimStart AND #token <> :token)))";
 
 impl DynamoStore {
+    /// A put of claim `c`'s record, locked until `lock_expires_at` (epoch seconds), with the
+    /// names and values [`CLAIMABLE`] needs to be evaluated for a claim started `at`. The
+    /// caller sets the condition.
+    fn claim_put(
+        &self,
+        c: &super::IdempotencyClaim,
+        lock_expires_at: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(pk))
+            .item(keys::SK, s(sk))
+            .item("entityType", s("IDEMPOTENCY"))
+            .item("status", s(IN_PROGRESS))
+            .item("bodyHash", s(&c.body_hash))
+            .item("token", s(&c.token))
+            .item("createdAt", s(crate::registration::timestamp(c.now)))
+            .item("expiresAt", n(c.expires_at.timestamp()))
+            .item("lockExpiresAt", n(lock_expires_at))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":now", n(at.timestamp()))
+            .expression_attribute_values(":inProgress", s(IN_PROGRESS))
+            .expression_attribute_values(":claimStart", n(at.timestamp_millis()))
+            .expression_attribute_values(":token", s(&c.token))
+    }
+
     /// The Update that completes a claim: only the request holding it may.
     fn completion_update(
         &self,
@@ -1154,27 +1184,9 @@ impl super::IdempotencyStore for DynamoStore {
     async fn claim(&self, c: &super::IdempotencyClaim) -> Result<super::ClaimOutcome, StoreError> {
         use super::ClaimOutcome;
         let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
-        let now = c.now.timestamp();
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(keys::PK, s(&pk))
-            .item(keys::SK, s(sk))
-            .item("entityType", s("IDEMPOTENCY"))
-            .item("status", s(IN_PROGRESS))
-            .item("bodyHash", s(&c.body_hash))
-            .item("token", s(&c.token))
-            .item("createdAt", s(crate::registration::timestamp(c.now)))
-            .item("expiresAt", n(c.expires_at.timestamp()))
-            .item("lockExpiresAt", n(c.lock_expires_at.timestamp()))
+            .claim_put(c, c.lock_expires_at.timestamp(), c.now)
             .condition_expression(CLAIMABLE)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":inProgress", s(IN_PROGRESS))
-            .expression_attribute_values(":claimStart", n(c.now.timestamp_millis()))
-            .expression_attribute_values(":token", s(&c.token))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -1239,30 +1251,12 @@ impl super::IdempotencyStore for DynamoStore {
         c: &super::IdempotencyClaim,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = keys::idempotency(&c.tenant, &c.key);
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(keys::PK, s(&pk))
-            .item(keys::SK, s(sk))
-            .item("entityType", s("IDEMPOTENCY"))
-            .item("status", s(IN_PROGRESS))
-            .item("bodyHash", s(&c.body_hash))
-            .item("token", s(&c.token))
-            .item("createdAt", s(crate::registration::timestamp(c.now)))
-            .item("expiresAt", n(c.expires_at.timestamp()))
-            .item("lockExpiresAt", n(0))
+            .claim_put(c, 0, at)
             .item(RELEASED_AT, n(at.timestamp_millis()))
             .condition_expression(format!(
                 "{CLAIMABLE} OR (#token = :token AND #status = :inProgress)"
             ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":now", n(at.timestamp()))
-            .expression_attribute_values(":inProgress", s(IN_PROGRESS))
-            .expression_attribute_values(":claimStart", n(at.timestamp_millis()))
-            .expression_attribute_values(":token", s(&c.token))
             .send()
             .await;
         match result {
