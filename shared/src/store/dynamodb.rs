@@ -168,6 +168,9 @@ where
                             // A retry of a transaction (same token) that DynamoDB is still
                             // running: its outcome is not known yet.
                             | "TransactionInProgressException"
+                            // A single write to an item that a transaction is writing: the
+                            // SDK does not retry it, a later request may succeed.
+                            | "TransactionConflictException"
                     )
                 )
         }
@@ -1199,6 +1202,11 @@ impl super::IdempotencyStore for DynamoStore {
                         None => self.get_consistent((&pk, sk)).await?,
                     }
                 }
+                // The record is in a registration's transaction that DynamoDB is running: the
+                // key's first request is still under way (§3.6's 409), not a storage failure.
+                Some(e) if e.code() == Some("TransactionConflictException") => {
+                    return Ok(ClaimOutcome::InProgress);
+                }
                 _ => return Err(classify(err)),
             },
         };
@@ -1697,12 +1705,45 @@ mod tests {
         assert_eq!(counts.of("DynamoDbRetries"), 1);
     }
 
+    /// DynamoDB refuses a single write to an item that a running transaction writes with
+    /// `TransactionConflictException`, which the SDK does not retry: a claim meeting the key's
+    /// first request in its registration transaction is that request still under way (409
+    /// `REQUEST_IN_PROGRESS`), not a 500. moto applies requests one at a time and never
+    /// answers it, so the answer is given here.
+    #[tokio::test]
+    async fn a_claim_meeting_the_first_requests_transaction_is_in_progress() {
+        let url = answering(vec![(
+            "400 Bad Request",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#,
+        )])
+        .await;
+        let now = chrono::Utc::now();
+        let claim = crate::store::IdempotencyClaim {
+            tenant: TenantId::parse("t-conflict").unwrap(),
+            key: "k".into(),
+            body_hash: "h".into(),
+            token: "second".into(),
+            now,
+            expires_at: now + chrono::Duration::hours(24),
+            lock_expires_at: now + chrono::Duration::seconds(60),
+        };
+        // Up to 3 attempts: a retry would find no answer left (a dispatch failure, 503).
+        let store = DynamoStore::new(client_of(url, 3), "t");
+        assert_eq!(
+            crate::store::IdempotencyStore::claim(&store, &claim)
+                .await
+                .unwrap(),
+            crate::store::ClaimOutcome::InProgress
+        );
+    }
+
     /// Which DynamoDB errors leave the outcome to a retry (`Unavailable`: 503, and after a
     /// write, a read of whether it was applied) and which are the request's own.
     #[tokio::test]
     async fn errors_that_a_retry_may_resolve_are_unavailable() {
         for (status, kind, unavailable) in [
             ("400 Bad Request", "TransactionInProgressException", true),
+            ("400 Bad Request", "TransactionConflictException", true),
             ("400 Bad Request", "ThrottlingException", true),
             (
                 "400 Bad Request",
