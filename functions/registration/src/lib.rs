@@ -286,7 +286,7 @@ impl Registration {
             Ok(Some(ClaimOutcome::Reused)) => Some(Err(ApiError::IdempotencyKeyReused)),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!(request_id, error = %e, "could not read the idempotency record");
+                tracing::warn!(request_id, error = %e.detail(), "could not read the idempotency record");
                 None
             }
         }
@@ -460,7 +460,7 @@ async fn record_within(
 ) {
     match step_within(answer_by, RECORD_LIMIT, write).await {
         Some(Ok(())) => {}
-        Some(Err(e)) => tracing::warn!(request_id, error = %e, "could not {what}"),
+        Some(Err(e)) => tracing::warn!(request_id, error = %e.detail(), "could not {what}"),
         None => tracing::warn!(request_id, "no time left to {what}"),
     }
 }

@@ -209,7 +209,7 @@ pub async fn read_back<T>(
             Ok(applied)
         }
         Some(Err(e)) => {
-            tracing::warn!(request_id, error = %e, "could not learn whether the write was applied");
+            tracing::warn!(request_id, error = %e.detail(), "could not learn whether the write was applied");
             Err(storage_failure(StoreError::Unavailable(cause)))
         }
         Some(Ok(None)) | None => Err(storage_failure(StoreError::Unavailable(cause))),
@@ -253,18 +253,14 @@ pub async fn within_deadline<T>(
 /// Maps a storage failure that the use case did not expect. The cause chain is logged here.
 pub fn storage_failure(error: StoreError) -> ApiError {
     match error {
-        StoreError::Unavailable(cause) => {
-            tracing::warn!(error = %format!("{cause:#}"), "storage unavailable");
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %error.detail(), "storage unavailable");
             ApiError::ServiceUnavailable {
                 retry_after_seconds: 1,
             }
         }
         other => {
-            let chain = match &other {
-                StoreError::Unexpected(cause) => format!("{cause:#}"),
-                plain => plain.to_string(),
-            };
-            tracing::error!(error = %chain, "unexpected storage error");
+            tracing::error!(error = %other.detail(), "unexpected storage error");
             ApiError::Internal
         }
     }

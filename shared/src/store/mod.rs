@@ -34,6 +34,17 @@ pub enum StoreError {
     Unexpected(#[source] anyhow::Error),
 }
 
+impl StoreError {
+    /// The error with its cause (the DynamoDB code and message), for the log: `Display`
+    /// names only the kind.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unavailable(cause) | Self::Unexpected(cause) => format!("{self}: {cause:#}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Reads a tenant's categorization hierarchy.
 #[async_trait]
 pub trait HierarchySource: Send + Sync {
@@ -189,4 +200,30 @@ pub trait CustomerStore: Send + Sync {
         customer_id: &str,
         code: &IssuedCode,
     ) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    /// A log line about a storage failure says what DynamoDB answered, not only the kind.
+    #[test]
+    fn the_detail_of_a_storage_error_carries_its_cause() {
+        let cause = || anyhow::anyhow!("DynamoDB service error ThrottlingException (HTTP 400)");
+        for (error, expected) in [
+            (
+                StoreError::Unavailable(cause()),
+                "storage unavailable: DynamoDB service error ThrottlingException (HTTP 400)",
+            ),
+            (
+                StoreError::Unexpected(cause().context("reading the record")),
+                "unexpected storage error: reading the record: DynamoDB service error \
+                 ThrottlingException (HTTP 400)",
+            ),
+            (StoreError::AlreadyExists, "already exists"),
+            (StoreError::ConditionFailed, "condition failed"),
+        ] {
+            assert_eq!(error.detail(), expected);
+        }
+    }
 }
