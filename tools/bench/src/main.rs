@@ -569,7 +569,40 @@ mod cpu_affinity {
     }
 }
 
+/// Queries timed for the "one moto round trip" row, of each kind.
+const QUERY_SAMPLES: usize = 30;
+
 impl Bench {
+    /// `QUERY_SAMPLES` Queries of partition `pk` (eventually consistent, as a hierarchy
+    /// lookup reads) through the proxy, each timed as the proxy times the functions' calls
+    /// (its wait for moto: the "DynamoDB" part of a cold penalty), in ms. Each must find at
+    /// least `min_items` items.
+    async fn query_ms(&self, pk: &str, min_items: usize) -> anyhow::Result<Vec<f64>> {
+        let client = moto_client(self.proxy.url().trim_start_matches("http://")).await;
+        let mut samples = Vec::with_capacity(QUERY_SAMPLES);
+        // The function processes are stopped: nothing else calls through the proxy now.
+        self.proxy.take();
+        for _ in 0..QUERY_SAMPLES {
+            let page = client
+                .query()
+                .table_name(&self.options.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .send()
+                .await
+                .context("timing a Query against moto")?;
+            ensure!(
+                page.items().len() >= min_items,
+                "the timed Query of {pk} found {} items",
+                page.items().len()
+            );
+            let calls = self.proxy.take();
+            ensure!(calls.len() == 1, "{} requests for one Query", calls.len());
+            samples.push(ms(calls[0].upstream));
+        }
+        Ok(samples)
+    }
+
     /// Deletes customers the bench is done with (both items), straight from moto. moto's
     /// TransactWriteItems deep-copies the table it writes, so one that kept every measured
     /// customer would make each registration slower than the one before (30 → 50 ms over a
@@ -789,6 +822,15 @@ async fn run() -> anyhow::Result<()> {
     let argon2_first_ms = argon2_ms.first().copied().unwrap_or(f64::NAN);
     let argon2_ms = argon2_ms[1..].to_vec();
 
+    // 3b. What one DynamoDB round trip costs on this moto at the least: a Query that finds
+    //     nothing, and the demo tenant's hierarchy Query, from the harness's SDK client.
+    eprintln!("bench: moto's round trip");
+    let demo = shared::domain::TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+    let nobody = shared::domain::TenantId::parse(&uuid::Uuid::new_v4().to_string())
+        .map_err(anyhow::Error::msg)?;
+    let empty_query_ms = bench.query_ms(&keys::categorization_pk(&nobody), 0).await?;
+    let hierarchy_query_ms = bench.query_ms(&keys::categorization_pk(&demo), 2).await?;
+
     // 4. The table.
     let mut rows = Vec::new();
     let of = |name: &str| &runs[names.iter().position(|n| *n == name).unwrap_or(0)];
@@ -877,6 +919,18 @@ async fn run() -> anyhow::Result<()> {
             detail(runs),
         ));
     }
+    rows.push(Row::info(
+        "DynamoDB: one moto round trip, at the least",
+        format!("{:.2} ms", median(empty_query_ms.clone())),
+        format!(
+            "a Query that finds nothing, moto's time as the proxy sees it, median of \
+             {QUERY_SAMPLES} ({}); the demo tenant's hierarchy Query {:.2} ms. A first lookup \
+             that warm ones answer from the cache pays one Query on top of its cold start (the \
+             cache-off row)",
+            spread(empty_query_ms),
+            median(hierarchy_query_ms)
+        ),
+    ));
 
     let round_trips =
         |rows: &mut Vec<Row>, metric: &str, limit: usize, invocations: Vec<&Invocation>| {
