@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Request, Response, service_fn};
 
@@ -32,6 +32,127 @@ pub async fn run<H: Handler>(name: &'static str, handler: H) -> Result<(), lambd
         }
     }))
     .await
+}
+
+/// Why a function's handler could not be built at a cold start.
+#[derive(Debug)]
+pub enum BuildError {
+    /// A service it needs was unavailable (Secrets Manager throttled, failing or out of
+    /// reach): a later try may succeed.
+    Unavailable(anyhow::Error),
+    /// Its configuration is wrong: no retry helps, and the cold start fails loudly.
+    Invalid(anyhow::Error),
+}
+
+impl From<crate::activation::settings::SettingsError> for BuildError {
+    fn from(error: crate::activation::settings::SettingsError) -> Self {
+        use crate::activation::settings::SettingsError;
+        match error {
+            SettingsError::Unavailable(_) => Self::Unavailable(error.into()),
+            SettingsError::Invalid(_) => Self::Invalid(error.into()),
+        }
+    }
+}
+
+/// A rebuild of the handler in a request waits this long at most before the request is
+/// answered 503.
+const REBUILD_LIMIT: Duration = Duration::from_secs(3);
+
+/// The answer while a service the handler needs is unavailable.
+const UNAVAILABLE: crate::api::ApiError = crate::api::ApiError::ServiceUnavailable {
+    retry_after_seconds: 1,
+};
+
+/// The handler `build` makes, built now, at the cold start. If a service it needs is
+/// unavailable, the cold start still completes: each request tries to build it again and is
+/// answered 503 `SERVICE_UNAVAILABLE` with `Retry-After` (counted and logged under its route,
+/// by `route`) until a try succeeds. Failing the cold start instead would give every client API
+/// Gateway's bare 500 until the service came back. A configuration problem fails the cold start.
+pub async fn prepare<H, F, Fut>(
+    route: fn(&Request) -> &'static str,
+    build: F,
+) -> Result<Prepared<H, F>, lambda_http::Error>
+where
+    H: Handler,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<H, BuildError>> + Send,
+{
+    match build().await {
+        Ok(handler) => Ok(Prepared::Ready(handler)),
+        Err(BuildError::Invalid(error)) => Err(format!("{error:#}").into()),
+        Err(BuildError::Unavailable(error)) => {
+            tracing::error!(
+                error = %format!("{error:#}"),
+                "cold start without the function's settings: requests are answered 503 and \
+                 try again"
+            );
+            Ok(Prepared::Pending {
+                built: tokio::sync::OnceCell::new(),
+                build,
+                route,
+            })
+        }
+    }
+}
+
+/// A handler built at the cold start, or still to be built ([`prepare`]).
+pub enum Prepared<H, F> {
+    Ready(H),
+    Pending {
+        built: tokio::sync::OnceCell<H>,
+        build: F,
+        route: fn(&Request) -> &'static str,
+    },
+}
+
+impl<H, F, Fut> Handler for Prepared<H, F>
+where
+    H: Handler,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<H, BuildError>> + Send,
+{
+    #[allow(clippy::manual_async_fn)]
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        async move {
+            let (built, build) = match self {
+                Self::Ready(handler) => return handler.handle(req).await,
+                Self::Pending { built, build, .. } => (built, build),
+            };
+            let started = Instant::now();
+            let attempt = tokio::time::timeout(
+                REBUILD_LIMIT,
+                built.get_or_try_init(|| async { build().await }),
+            )
+            .await;
+            let (error, answer) = match attempt {
+                Ok(Ok(handler)) => return handler.handle(req).await,
+                Ok(Err(BuildError::Unavailable(e))) => (format!("{e:#}"), UNAVAILABLE),
+                Err(_) => ("no answer within the time allowed".to_owned(), UNAVAILABLE),
+                // The configuration went wrong since the cold start: not the client's to retry.
+                Ok(Err(BuildError::Invalid(e))) => {
+                    (format!("{e:#}"), crate::api::ApiError::Internal)
+                }
+            };
+            let request_id = crate::api::request_id(&req);
+            let route = self.route(&req);
+            let unavailable = async {
+                crate::api::outcome::record_route(route);
+                tracing::warn!(error, "the function's settings could not be loaded");
+                crate::api::outcome::finish(route, &request_id, None, started, Err(answer))
+            };
+            crate::api::outcome::in_request_span(&request_id, unavailable).await
+        }
+    }
+
+    fn route(&self, req: &Request) -> &'static str {
+        match self {
+            Self::Ready(handler) => handler.route(req),
+            Self::Pending { built, route, .. } => match built.get() {
+                Some(handler) => handler.route(req),
+                None => route(req),
+            },
+        }
+    }
 }
 
 /// The handler's response. If it panicked (a bug), the request is answered like any other
@@ -76,6 +197,138 @@ mod tests {
         fn route(&self, _: &Request) -> &'static str {
             "POST /registration"
         }
+    }
+
+    /// Answers 200 "built", counted under "GET /built".
+    struct Built;
+
+    impl Handler for Built {
+        #[allow(clippy::manual_async_fn)]
+        fn handle(&self, _: Request) -> impl Future<Output = Response<Body>> + Send {
+            async { Response::new(Body::from("built")) }
+        }
+
+        fn route(&self, _: &Request) -> &'static str {
+            "GET /built"
+        }
+    }
+
+    fn not_yet(_: &Request) -> &'static str {
+        "GET /not-yet"
+    }
+
+    /// `build` failing with the `failures` given in turn, then succeeding; with its count of calls.
+    fn builder(
+        failures: Vec<fn() -> BuildError>,
+    ) -> (
+        Arc<std::sync::atomic::AtomicUsize>,
+        impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let build = move || {
+            let call = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let outcome = failures
+                .get(call)
+                .map_or(Ok(Built), |failure| Err(failure()));
+            Box::pin(async move { outcome }) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+        };
+        (calls, build)
+    }
+
+    fn unavailable() -> BuildError {
+        BuildError::Unavailable(anyhow::anyhow!("ThrottlingException"))
+    }
+
+    fn invalid() -> BuildError {
+        BuildError::Invalid(anyhow::anyhow!("ACTIVATION_CODE_SECRET is too short"))
+    }
+
+    /// A service the handler needs is unavailable at the cold start: the cold start completes,
+    /// each request builds again, answered 503 `SERVICE_UNAVAILABLE` with `Retry-After` (under
+    /// its route) while that fails, and by the handler once it succeeds, which is kept. A
+    /// configuration that turned bad meanwhile is a 500; one bad at the cold start fails it.
+    #[tokio::test]
+    async fn a_handler_whose_service_was_unavailable_at_the_cold_start_is_built_by_a_request() {
+        let (lines, subscriber) =
+            crate::telemetry::capture::subscriber("info", crate::telemetry::Format::Json);
+        let _default = tracing::subscriber::set_default(subscriber);
+        let (calls, build) = builder(vec![unavailable, unavailable, invalid]);
+        let function = Arc::new(
+            prepare(not_yet, build)
+                .await
+                .expect("the cold start completes"),
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let response = answer(function.clone(), Request::default()).await;
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = String::from_utf8(response.body().to_vec()).unwrap();
+            answers.push((response.status().as_u16(), retry_after, body));
+        }
+        assert_eq!(answers[0].0, 503, "{answers:?}");
+        assert_eq!(answers[0].1.as_deref(), Some("1"), "{answers:?}");
+        assert!(answers[0].2.contains("SERVICE_UNAVAILABLE"), "{answers:?}");
+        assert_eq!(answers[1].0, 500, "{answers:?}");
+        assert!(answers[1].2.contains("INTERNAL_ERROR"), "{answers:?}");
+        assert_eq!(answers[2], (200, None, "built".to_owned()));
+        assert_eq!(answers[3], (200, None, "built".to_owned()));
+        // Built once, then kept: the cold start, the two failed requests, the one that built it.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+        assert_eq!(function.route(&Request::default()), "GET /built");
+        let text = lines.text();
+        let failed: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["message"] == "request failed")
+            .collect();
+        assert_eq!(failed.len(), 2, "{text}");
+        assert_eq!(failed[0]["route"], "GET /not-yet", "{text}");
+        assert_eq!(failed[0]["outcome"], "SERVICE_UNAVAILABLE", "{text}");
+        assert!(text.contains("ThrottlingException"), "{text}");
+
+        let (calls, build) = builder(vec![invalid]);
+        assert!(
+            prepare(not_yet, build).await.is_err(),
+            "a bad configuration fails the cold start"
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (_, build) = builder(vec![]);
+        assert!(matches!(
+            prepare(not_yet, build).await,
+            Ok(Prepared::Ready(Built))
+        ));
+    }
+
+    /// A rebuild that does not finish in time (Secrets Manager not answering) does not hold the
+    /// request: 503 after `REBUILD_LIMIT`.
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuild_that_hangs_is_answered_503_in_time() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let build = move || {
+            let first = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Err(unavailable())
+                } else {
+                    std::future::pending::<Result<Built, BuildError>>().await
+                }
+            }
+        };
+        let function = Arc::new(prepare(not_yet, build).await.unwrap());
+        let started = tokio::time::Instant::now();
+        let response = answer(function, Request::default()).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(started.elapsed(), REBUILD_LIMIT);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

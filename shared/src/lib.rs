@@ -17,6 +17,8 @@ pub mod password;
 pub mod registration;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 /// Base of every route of the contract.
 pub const API_BASE: &str = "/api/v2.1/customer/individual";

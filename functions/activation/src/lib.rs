@@ -365,8 +365,13 @@ impl shared::lambda::Handler for Activation {
     }
 
     fn route(&self, req: &Request) -> &'static str {
-        routes::from_request(req).map_or(UNROUTED, |(route, _)| label(&route))
+        route(req)
     }
+}
+
+/// The label a request is logged and counted under.
+pub fn route(req: &Request) -> &'static str {
+    routes::from_request(req).map_or(UNROUTED, |(route, _)| label(&route))
 }
 
 /// The label a routed request is logged and counted under.

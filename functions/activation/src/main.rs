@@ -17,12 +17,26 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
     let aws = aws_config_from_env().await;
-    let settings = ActivationSettings::load(&aws).await?;
     let store = Arc::new(DynamoStore::new(
         shared::store::dynamodb::client(&aws),
         &config.table_name,
     ));
-    let sender = delivery::sender(&settings.delivery, Some(&aws));
-    let function = Activation::new(config, &settings, store, sender, Arc::new(SystemClock));
+    // The settings need Secrets Manager: unavailable at this cold start, requests get 503
+    // and load them again (shared::lambda::prepare).
+    let function = shared::lambda::prepare(activation::route, move || {
+        let (config, aws, store) = (config.clone(), aws.clone(), store.clone());
+        async move {
+            let settings = ActivationSettings::load(&aws).await?;
+            let sender = delivery::sender(&settings.delivery, Some(&aws));
+            Ok(Activation::new(
+                config,
+                &settings,
+                store,
+                sender,
+                Arc::new(SystemClock),
+            ))
+        }
+    })
+    .await?;
     shared::lambda::run("activation", function).await
 }

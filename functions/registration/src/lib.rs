@@ -527,9 +527,14 @@ impl shared::lambda::Handler for Registration {
         Registration::handle(self, req)
     }
 
-    fn route(&self, _: &Request) -> &'static str {
-        ROUTE
+    fn route(&self, req: &Request) -> &'static str {
+        route(req)
     }
+}
+
+/// The label a request is logged and counted under: this function serves one route.
+pub fn route(_: &Request) -> &'static str {
+    ROUTE
 }
 
 #[cfg(test)]

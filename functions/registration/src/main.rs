@@ -18,20 +18,28 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
     let aws = aws_config_from_env().await;
-    let activation = ActivationSettings::load(&aws).await?;
     let store = Arc::new(DynamoStore::new(
         shared::store::dynamodb::client(&aws),
         &config.table_name,
     ));
-    let sender = delivery::sender(&activation.delivery, Some(&aws));
-    let function = Registration::new(
-        config,
-        &activation,
-        store.clone(),
-        store.clone(),
-        store,
-        sender,
-        Arc::new(SystemClock),
-    );
+    // The settings need Secrets Manager: unavailable at this cold start, requests get 503
+    // and load them again (shared::lambda::prepare).
+    let function = shared::lambda::prepare(registration::route, move || {
+        let (config, aws, store) = (config.clone(), aws.clone(), store.clone());
+        async move {
+            let activation = ActivationSettings::load(&aws).await?;
+            let sender = delivery::sender(&activation.delivery, Some(&aws));
+            Ok(Registration::new(
+                config,
+                &activation,
+                store.clone(),
+                store.clone(),
+                store,
+                sender,
+                Arc::new(SystemClock),
+            ))
+        }
+    })
+    .await?;
     shared::lambda::run("registration", function).await
 }

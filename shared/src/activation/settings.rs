@@ -46,13 +46,13 @@ impl ActivationSettings {
     /// `lambda:GetFunctionConfiguration` could read it; else `ACTIVATION_CODE_SECRET`.
     /// Without an ARN no Secrets Manager client is built: a cold start that does not read
     /// the secret does not pay for one.
-    pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+    pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, SettingsError> {
         let get = |name: &str| std::env::var(name).ok();
         if get(SECRET_ARN).is_some_and(|arn| !arn.trim().is_empty()) {
             let client = aws_sdk_secretsmanager::Client::new(aws);
             Self::load_with(&client, get).await
         } else {
-            Self::from_lookup(get)
+            Ok(Self::from_lookup(get)?)
         }
     }
 
@@ -60,15 +60,15 @@ impl ActivationSettings {
     pub async fn load_with(
         client: &aws_sdk_secretsmanager::Client,
         get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, SettingsError> {
         let Some(arn) = get(SECRET_ARN).filter(|v| !v.trim().is_empty()) else {
-            return Self::from_lookup(get);
+            return Ok(Self::from_lookup(get)?);
         };
         let secret = secret_from_secrets_manager(client, arn.trim()).await?;
-        Self::from_lookup(|name| match name {
+        Ok(Self::from_lookup(|name| match name {
             "ACTIVATION_CODE_SECRET" => Some(secret.expose_secret().to_owned()),
             _ => get(name),
-        })
+        })?)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -146,12 +146,33 @@ impl ActivationSettings {
 
 const SECRET_ARN: &str = "ACTIVATION_CODE_SECRET_ARN";
 
+/// Why the activation settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Secrets Manager throttled, failed or could not be reached: a later try may succeed.
+    #[error("{0} (Secrets Manager unavailable)")]
+    Unavailable(ConfigError),
+    /// The configuration, or the secret it names, is wrong: no retry helps.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+impl SettingsError {
+    /// The variable and the problem, whichever kind.
+    pub fn config(&self) -> &ConfigError {
+        match self {
+            Self::Unavailable(e) | Self::Invalid(e) => e,
+        }
+    }
+}
+
 /// The string value of a Secrets Manager secret. An error names the variable and the
 /// service's error code, never the value.
 pub async fn secret_from_secrets_manager(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<SecretString, ConfigError> {
+) -> Result<SecretString, SettingsError> {
+    use aws_sdk_secretsmanager::error::{ProvideErrorMetadata as _, SdkError};
     let failed = |problem: String| ConfigError {
         variable: SECRET_ARN,
         problem,
@@ -162,15 +183,31 @@ pub async fn secret_from_secrets_manager(
         .send()
         .await
         .map_err(|e| {
-            let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or("no error code")
-                .to_owned();
-            failed(format!("names a secret that could not be read ({code})"))
+            let code = e.code().unwrap_or("no error code").to_owned();
+            let error = failed(format!("names a secret that could not be read ({code})"));
+            let unavailable = match &e {
+                SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_) => true,
+                SdkError::ServiceError(service) => {
+                    service.raw().status().is_server_error()
+                        || matches!(
+                            code.as_str(),
+                            "InternalServiceError" | "ThrottlingException"
+                        )
+                }
+                _ => false,
+            };
+            if unavailable {
+                SettingsError::Unavailable(error)
+            } else {
+                SettingsError::Invalid(error)
+            }
         })?;
     output
         .secret_string()
         .map(|s| SecretString::from(s.to_owned()))
-        .ok_or_else(|| failed("names a secret without a string value".into()))
+        .ok_or_else(|| failed("names a secret without a string value".into()).into())
 }
 
 #[cfg(test)]
@@ -225,6 +262,67 @@ mod tests {
                 "{pairs:?}"
             );
         }
+    }
+
+    /// Secrets Manager's answers at a cold start: those a later try may not meet (throttling,
+    /// its own failures, no answer) are `Unavailable`, so the function starts and answers 503
+    /// until the key loads; a wrong or missing secret, or a role without access, is
+    /// `Invalid` and fails the cold start. Neither names more than the service's code.
+    #[tokio::test]
+    async fn a_secret_that_could_not_be_read_says_whether_a_retry_may_help() {
+        let cases = [
+            ("400 Bad Request", "ThrottlingException", true),
+            ("500 Internal Server Error", "InternalServiceError", true),
+            ("503 Service Unavailable", "ServiceUnavailable", true),
+            ("400 Bad Request", "ResourceNotFoundException", false),
+            ("400 Bad Request", "AccessDeniedException", false),
+            ("400 Bad Request", "DecryptionFailure", false),
+        ];
+        for (status, code, unavailable) in cases {
+            let body: &'static str = Box::leak(
+                format!(r#"{{"__type":"{code}","Message":"the secret's name"}}"#).into_boxed_str(),
+            );
+            let url = crate::testing::answering(vec![(status, body)]).await;
+            let error = secret_from_secrets_manager(&client_of(url), "arn:secret")
+                .await
+                .unwrap_err();
+            assert_eq!(
+                matches!(error, SettingsError::Unavailable(_)),
+                unavailable,
+                "{code}: {error:?}"
+            );
+            assert_eq!(error.config().variable, SECRET_ARN);
+            assert!(error.config().problem.contains(code), "{code}: {error}");
+            assert!(!error.to_string().contains("the secret's name"), "{error}");
+        }
+        // Nobody listening: out of reach, a retry may get through.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let error = secret_from_secrets_manager(&client_of(url), "arn:secret")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SettingsError::Unavailable(_)), "{error:?}");
+        // A secret without a string value is the configuration's problem.
+        let url = crate::testing::answering(vec![("200 OK", r#"{"ARN":"arn:secret"}"#)]).await;
+        let error = secret_from_secrets_manager(&client_of(url), "arn:secret")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SettingsError::Invalid(_)), "{error:?}");
+    }
+
+    /// A Secrets Manager client of the service at `url`, one attempt per call.
+    fn client_of(url: String) -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
     }
 
     #[test]

@@ -1616,43 +1616,6 @@ mod tests {
         }
     }
 
-    /// A DynamoDB at the returned URL giving `answers` (status line, JSON body), one per
-    /// connection, each after reading the whole request.
-    async fn answering(answers: Vec<(&'static str, &'static str)>) -> String {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            for (status, body) in answers {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                // The head, then the body its content-length announces.
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if request.len() >= end + 4 + length || n == 0 {
-                            break;
-                        }
-                    }
-                }
-                let answer = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                socket.write_all(answer.as_bytes()).await.unwrap();
-                socket.shutdown().await.unwrap();
-            }
-        });
-        url
-    }
-
     /// A client of the DynamoDB at `url`, making up to `attempts` attempts per call.
     fn client_of(url: String, attempts: u32) -> Client {
         let aws = aws_config::SdkConfig::builder()
@@ -1683,7 +1646,7 @@ mod tests {
         let _local = metrics::set_default_local_recorder(&counts);
         let item = runtime.block_on(async {
             // A 500 first, then an empty GetItem.
-            let url = answering(vec![
+            let url = crate::testing::answering(vec![
                 (
                     "500 Internal Server Error",
                     r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}"#,
@@ -1712,7 +1675,7 @@ mod tests {
     /// answers it, so the answer is given here.
     #[tokio::test]
     async fn a_claim_meeting_the_first_requests_transaction_is_in_progress() {
-        let url = answering(vec![(
+        let url = crate::testing::answering(vec![(
             "400 Bad Request",
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#,
         )])
@@ -1762,7 +1725,7 @@ mod tests {
                 format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"m"}}"#)
                     .into_boxed_str(),
             );
-            let url = answering(vec![(status, body)]).await;
+            let url = crate::testing::answering(vec![(status, body)]).await;
             let err = client_of(url, 1)
                 .transact_write_items()
                 .transact_items(

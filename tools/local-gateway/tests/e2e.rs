@@ -2057,12 +2057,13 @@ async fn the_ses_adapter_sends_the_code_from_a_verified_identity() {
 }
 
 /// In AWS the code-hash key is read from Secrets Manager at cold start (moto here), so it is
-/// not in the functions' configuration. A secret that cannot be read stops the cold start
-/// with the variable and the service's error code, never a value.
+/// not in the functions' configuration. A secret that is missing or too short stops the cold
+/// start with the variable and the service's error code, never a value (one out of reach for
+/// the moment does not: `shared`'s unit tests).
 #[tokio::test]
 async fn the_activation_key_is_read_from_secrets_manager() {
     use secrecy::ExposeSecret;
-    use shared::activation::settings::secret_from_secrets_manager;
+    use shared::activation::settings::{SettingsError, secret_from_secrets_manager};
     let moto = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with make test");
     let sdk = shared::store::dynamodb::aws_config_from_env().await;
     let client = aws_sdk_secretsmanager::Client::from_conf(
@@ -2107,7 +2108,9 @@ async fn the_activation_key_is_read_from_secrets_manager() {
     })
     .await
     .unwrap_err();
-    assert_eq!(refused.variable, "ACTIVATION_CODE_SECRET");
+    // A configuration problem, which fails the cold start (no request could succeed).
+    assert!(matches!(refused, SettingsError::Invalid(_)), "{refused:?}");
+    assert_eq!(refused.config().variable, "ACTIVATION_CODE_SECRET");
 
     let missing = secret_from_secrets_manager(
         &client,
@@ -2115,6 +2118,8 @@ async fn the_activation_key_is_read_from_secrets_manager() {
     )
     .await
     .unwrap_err();
+    assert!(matches!(missing, SettingsError::Invalid(_)), "{missing:?}");
+    let missing = missing.config();
     assert_eq!(missing.variable, "ACTIVATION_CODE_SECRET_ARN");
     assert!(
         missing.problem.contains("ResourceNotFoundException"),
