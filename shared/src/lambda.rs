@@ -58,6 +58,10 @@ impl From<crate::activation::settings::SettingsError> for BuildError {
 /// answered 503.
 const REBUILD_LIMIT: Duration = Duration::from_secs(3);
 
+/// After a failed try to build the handler, requests are answered 503 for this long before the
+/// next try.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// The answer while a service the handler needs is unavailable.
 const UNAVAILABLE: crate::api::ApiError = crate::api::ApiError::ServiceUnavailable {
     retry_after_seconds: 1,
@@ -90,6 +94,7 @@ where
                 built: tokio::sync::OnceCell::new(),
                 build,
                 route,
+                failed_at: std::sync::Mutex::new(Some(tokio::time::Instant::now())),
             })
         }
     }
@@ -102,6 +107,9 @@ pub enum Prepared<H, F> {
         built: tokio::sync::OnceCell<H>,
         build: F,
         route: fn(&Request) -> &'static str,
+        /// When the last try failed: for [`RETRY_PAUSE`] after it, requests are answered 503
+        /// without another (a throttled Secrets Manager is not called by every request).
+        failed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
     },
 }
 
@@ -114,24 +122,53 @@ where
     #[allow(clippy::manual_async_fn)]
     fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
         async move {
-            let (built, build) = match self {
+            let (built, build, failed_at) = match self {
                 Self::Ready(handler) => return handler.handle(req).await,
-                Self::Pending { built, build, .. } => (built, build),
+                Self::Pending {
+                    built,
+                    build,
+                    failed_at,
+                    ..
+                } => (built, build, failed_at),
             };
+            if let Some(handler) = built.get() {
+                return handler.handle(req).await;
+            }
             let started = Instant::now();
-            let attempt = tokio::time::timeout(
-                REBUILD_LIMIT,
-                built.get_or_try_init(|| async { build().await }),
-            )
-            .await;
-            let (error, answer) = match attempt {
-                Ok(Ok(handler)) => return handler.handle(req).await,
-                Ok(Err(BuildError::Unavailable(e))) => (format!("{e:#}"), UNAVAILABLE),
-                Err(_) => ("no answer within the time allowed".to_owned(), UNAVAILABLE),
-                // The configuration went wrong since the cold start: not the client's to retry.
-                Ok(Err(BuildError::Invalid(e))) => {
-                    (format!("{e:#}"), crate::api::ApiError::Internal)
+            let now = tokio::time::Instant::now();
+            let paused = failed_at
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .is_some_and(|at| now < at + RETRY_PAUSE);
+            let (error, answer) = if paused {
+                ("the last try failed a moment ago".to_owned(), UNAVAILABLE)
+            } else {
+                let attempt = tokio::time::timeout(
+                    REBUILD_LIMIT,
+                    built.get_or_try_init(|| async { build().await }),
+                )
+                .await;
+                let failed = match attempt {
+                    Ok(Ok(handler)) => {
+                        tracing::info!(
+                            load_ms = now.elapsed().as_secs_f64() * 1000.0,
+                            "the function's settings loaded"
+                        );
+                        return handler.handle(req).await;
+                    }
+                    Ok(Err(BuildError::Unavailable(e))) => (format!("{e:#}"), UNAVAILABLE),
+                    Err(_) => ("no answer within the time allowed".to_owned(), UNAVAILABLE),
+                    // The configuration went wrong since the cold start: not the client's to
+                    // retry.
+                    Ok(Err(BuildError::Invalid(e))) => {
+                        (format!("{e:#}"), crate::api::ApiError::Internal)
+                    }
+                };
+                if let Ok(mut at) = failed_at.lock() {
+                    *at = Some(tokio::time::Instant::now());
                 }
+                failed
             };
             let request_id = crate::api::request_id(&req);
             let route = self.route(&req);
@@ -248,10 +285,11 @@ mod tests {
     }
 
     /// A service the handler needs is unavailable at the cold start: the cold start completes,
-    /// each request builds again, answered 503 `SERVICE_UNAVAILABLE` with `Retry-After` (under
-    /// its route) while that fails, and by the handler once it succeeds, which is kept. A
-    /// configuration that turned bad meanwhile is a 500; one bad at the cold start fails it.
-    #[tokio::test]
+    /// and requests are answered 503 `SERVICE_UNAVAILABLE` with `Retry-After` (under their
+    /// route): within a second of a failed try without another, after it by trying again. The
+    /// handler a try builds answers, and is kept. A configuration that turned bad meanwhile is
+    /// a 500; one bad at the cold start fails it.
+    #[tokio::test(start_paused = true)]
     async fn a_handler_whose_service_was_unavailable_at_the_cold_start_is_built_by_a_request() {
         let (lines, subscriber) =
             crate::telemetry::capture::subscriber("info", crate::telemetry::Format::Json);
@@ -262,26 +300,46 @@ mod tests {
                 .await
                 .expect("the cold start completes"),
         );
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-        let mut answers = Vec::new();
-        for _ in 0..4 {
+        let calls = move || calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(calls(), 1);
+        let ask = || async {
             let response = answer(function.clone(), Request::default()).await;
             let retry_after = response
                 .headers()
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap().to_owned());
             let body = String::from_utf8(response.body().to_vec()).unwrap();
-            answers.push((response.status().as_u16(), retry_after, body));
-        }
-        assert_eq!(answers[0].0, 503, "{answers:?}");
-        assert_eq!(answers[0].1.as_deref(), Some("1"), "{answers:?}");
-        assert!(answers[0].2.contains("SERVICE_UNAVAILABLE"), "{answers:?}");
-        assert_eq!(answers[1].0, 500, "{answers:?}");
-        assert!(answers[1].2.contains("INTERNAL_ERROR"), "{answers:?}");
-        assert_eq!(answers[2], (200, None, "built".to_owned()));
-        assert_eq!(answers[3], (200, None, "built".to_owned()));
-        // Built once, then kept: the cold start, the two failed requests, the one that built it.
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+            (response.status().as_u16(), retry_after, body)
+        };
+        let pause = || tokio::time::advance(RETRY_PAUSE);
+        let mut answers = Vec::new();
+        // Right after the cold start's failed try: 503, no try.
+        answers.push((ask().await, calls()));
+        pause().await;
+        answers.push((ask().await, calls()));
+        pause().await;
+        answers.push((ask().await, calls()));
+        pause().await;
+        answers.push((ask().await, calls()));
+        answers.push((ask().await, calls()));
+        let ((status, retry_after, body), tries) = &answers[0];
+        assert_eq!(
+            (*status, retry_after.as_deref(), *tries),
+            (503, Some("1"), 1)
+        );
+        assert!(body.contains("SERVICE_UNAVAILABLE"), "{answers:?}");
+        let ((status, retry_after, body), tries) = &answers[1];
+        assert_eq!(
+            (*status, retry_after.as_deref(), *tries),
+            (503, Some("1"), 2)
+        );
+        assert!(body.contains("SERVICE_UNAVAILABLE"), "{answers:?}");
+        let ((status, _, body), tries) = &answers[2];
+        assert_eq!((*status, *tries), (500, 3));
+        assert!(body.contains("INTERNAL_ERROR"), "{answers:?}");
+        // Built by the fourth try, then kept.
+        assert_eq!(answers[3], ((200, None, "built".to_owned()), 4));
+        assert_eq!(answers[4], ((200, None, "built".to_owned()), 4));
         assert_eq!(function.route(&Request::default()), "GET /built");
         let text = lines.text();
         let failed: Vec<serde_json::Value> = text
@@ -289,10 +347,11 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .filter(|l| l["message"] == "request failed")
             .collect();
-        assert_eq!(failed.len(), 2, "{text}");
+        assert_eq!(failed.len(), 3, "{text}");
         assert_eq!(failed[0]["route"], "GET /not-yet", "{text}");
         assert_eq!(failed[0]["outcome"], "SERVICE_UNAVAILABLE", "{text}");
         assert!(text.contains("ThrottlingException"), "{text}");
+        assert!(text.contains("the function's settings loaded"), "{text}");
 
         let (calls, build) = builder(vec![invalid]);
         assert!(
@@ -307,28 +366,33 @@ mod tests {
         ));
     }
 
-    /// A rebuild that does not finish in time (Secrets Manager not answering) does not hold the
-    /// request: 503 after `REBUILD_LIMIT`.
+    /// A try that does not finish in time (Secrets Manager not answering) does not hold the
+    /// request: 503 after `REBUILD_LIMIT`. The abandoned try leaves nothing behind: a later
+    /// one builds the handler.
     #[tokio::test(start_paused = true)]
     async fn a_rebuild_that_hangs_is_answered_503_in_time() {
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = calls.clone();
         let build = move || {
-            let first = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let call = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
-                if first {
-                    Err(unavailable())
-                } else {
-                    std::future::pending::<Result<Built, BuildError>>().await
+                match call {
+                    0 => Err(unavailable()),
+                    1 => std::future::pending::<Result<Built, BuildError>>().await,
+                    _ => Ok(Built),
                 }
             }
         };
         let function = Arc::new(prepare(not_yet, build).await.unwrap());
+        tokio::time::advance(RETRY_PAUSE).await;
         let started = tokio::time::Instant::now();
-        let response = answer(function, Request::default()).await;
+        let response = answer(function.clone(), Request::default()).await;
         assert_eq!(response.status(), 503);
         assert_eq!(started.elapsed(), REBUILD_LIMIT);
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        tokio::time::advance(RETRY_PAUSE).await;
+        let response = answer(function, Request::default()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub async fn secret_from_secrets_manager(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<SecretString, SettingsError> {
-    use aws_sdk_secretsmanager::error::{ProvideErrorMetadata as _, SdkError};
+    use aws_sdk_secretsmanager::error::ProvideErrorMetadata as _;
     let failed = |problem: String| ConfigError {
         variable: SECRET_ARN,
         problem,
@@ -185,20 +185,10 @@ pub async fn secret_from_secrets_manager(
         .map_err(|e| {
             let code = e.code().unwrap_or("no error code").to_owned();
             let error = failed(format!("names a secret that could not be read ({code})"));
-            let unavailable = match &e {
-                SdkError::TimeoutError(_)
-                | SdkError::DispatchFailure(_)
-                | SdkError::ResponseError(_) => true,
-                SdkError::ServiceError(service) => {
-                    service.raw().status().is_server_error()
-                        || matches!(
-                            code.as_str(),
-                            "InternalServiceError" | "ThrottlingException"
-                        )
-                }
-                _ => false,
-            };
-            if unavailable {
+            if crate::store::dynamodb::transient(
+                &e,
+                &["InternalServiceError", "ThrottlingException"],
+            ) {
                 SettingsError::Unavailable(error)
             } else {
                 SettingsError::Invalid(error)

@@ -144,6 +144,28 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Whether a later try of a failed AWS call may succeed: no answer in time, no connection, an
+/// unreadable answer, a 5xx, or a service error with one of `codes` (the service's throttling
+/// and its own failures).
+pub(crate) fn transient<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    codes: &[&str],
+) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| codes.contains(&code))
+        }
+        _ => false,
+    }
+}
+
 /// Maps an SDK error: throttling, 5xx, timeouts and broken connections are `Unavailable` (the
 /// client may retry); everything else is `Unexpected`. The full context goes into the error
 /// for the log, never to the client.
@@ -151,31 +173,22 @@ fn classify<E>(err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let unavailable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error()
-                || matches!(
-                    service.err().code(),
-                    Some(
-                        "ProvisionedThroughputExceededException"
-                            | "ThrottlingException"
-                            | "RequestLimitExceeded"
-                            | "InternalServerError"
-                            | "ServiceUnavailable"
-                            // A retry of a transaction (same token) that DynamoDB is still
-                            // running: its outcome is not known yet.
-                            | "TransactionInProgressException"
-                            // A single write to an item that a transaction is writing: the
-                            // SDK does not retry it, a later request may succeed.
-                            | "TransactionConflictException"
-                    )
-                )
-        }
-        _ => false,
-    };
+    let unavailable = transient(
+        &err,
+        &[
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+            // A retry of a transaction (same token) that DynamoDB is still running: its
+            // outcome is not known yet.
+            "TransactionInProgressException",
+            // A single write to an item that a transaction is writing: the SDK does not
+            // retry it, a later request may succeed.
+            "TransactionConflictException",
+        ],
+    );
     // Only the error's kind, code, message and status: never the raw response, which for a
     // conditional failure can carry the item (personal data, hashes).
     let cause = match &err {
@@ -1203,9 +1216,14 @@ impl super::IdempotencyStore for DynamoStore {
                     }
                 }
                 // The record is in a registration's transaction that DynamoDB is running: the
-                // key's first request is still under way (§3.6's 409), not a storage failure.
+                // key's first request is still under way (§3.6's 409), not a storage failure,
+                // unless it has another body (422). A read is not blocked by the transaction:
+                // it gets the record as last committed, the first request's claim.
                 Some(e) if e.code() == Some("TransactionConflictException") => {
-                    return Ok(ClaimOutcome::InProgress);
+                    return Ok(match self.get_consistent((&pk, sk)).await? {
+                        Some(record) => record_outcome(&record, &c.body_hash),
+                        None => ClaimOutcome::InProgress,
+                    });
                 }
                 _ => return Err(classify(err)),
             },
@@ -1671,33 +1689,42 @@ mod tests {
     /// DynamoDB refuses a single write to an item that a running transaction writes with
     /// `TransactionConflictException`, which the SDK does not retry: a claim meeting the key's
     /// first request in its registration transaction is that request still under way (409
-    /// `REQUEST_IN_PROGRESS`), not a 500. moto applies requests one at a time and never
-    /// answers it, so the answer is given here.
+    /// `REQUEST_IN_PROGRESS`), or a reuse with another body (422), as the record last committed
+    /// (read next) says; not a 500. moto applies requests one at a time and never answers it,
+    /// so the answers are given here.
     #[tokio::test]
     async fn a_claim_meeting_the_first_requests_transaction_is_in_progress() {
-        let url = crate::testing::answering(vec![(
+        const CONFLICT: (&str, &str) = (
             "400 Bad Request",
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#,
-        )])
-        .await;
+        );
+        const FIRST_CLAIM: &str = r#"{"Item":{"PK":{"S":"p"},"SK":{"S":"IDEMPOTENCY"},"status":{"S":"IN_PROGRESS"},"token":{"S":"first"},"bodyHash":{"S":"h"}}}"#;
         let now = chrono::Utc::now();
-        let claim = crate::store::IdempotencyClaim {
+        let claim = |body_hash: &str| crate::store::IdempotencyClaim {
             tenant: TenantId::parse("t-conflict").unwrap(),
             key: "k".into(),
-            body_hash: "h".into(),
+            body_hash: body_hash.into(),
             token: "second".into(),
             now,
             expires_at: now + chrono::Duration::hours(24),
             lock_expires_at: now + chrono::Duration::seconds(60),
         };
-        // Up to 3 attempts: a retry would find no answer left (a dispatch failure, 503).
-        let store = DynamoStore::new(client_of(url, 3), "t");
-        assert_eq!(
-            crate::store::IdempotencyStore::claim(&store, &claim)
-                .await
-                .unwrap(),
-            crate::store::ClaimOutcome::InProgress
-        );
+        for (body_hash, record, expected) in [
+            ("h", FIRST_CLAIM, crate::store::ClaimOutcome::InProgress),
+            ("another", FIRST_CLAIM, crate::store::ClaimOutcome::Reused),
+            ("h", "{}", crate::store::ClaimOutcome::InProgress),
+        ] {
+            // Up to 3 attempts each: a retry would find no answer left (a dispatch failure).
+            let url = crate::testing::answering(vec![CONFLICT, ("200 OK", record)]).await;
+            let store = DynamoStore::new(client_of(url, 3), "t");
+            assert_eq!(
+                crate::store::IdempotencyStore::claim(&store, &claim(body_hash))
+                    .await
+                    .unwrap(),
+                expected,
+                "{body_hash} against {record}"
+            );
+        }
     }
 
     /// Which DynamoDB errors leave the outcome to a retry (`Unavailable`: 503, and after a
