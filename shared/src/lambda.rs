@@ -1,4 +1,5 @@
-//! The Lambda loop every function's `main` runs: one handler built at cold start, its EMF
+//! The Lambda loop every function's `main` runs: one handler built at cold start (or, when a
+//! service it needs is unavailable then, by a later request: [`prepare`]), its EMF
 //! metrics flushed at the end of every invocation. Handlers never fail (errors are designed
 //! responses, and a panic is answered 500), so the loop's error type is `Infallible`.
 
@@ -68,10 +69,12 @@ const UNAVAILABLE: crate::api::ApiError = crate::api::ApiError::ServiceUnavailab
 };
 
 /// The handler `build` makes, built now, at the cold start. If a service it needs is
-/// unavailable, the cold start still completes: each request tries to build it again and is
-/// answered 503 `SERVICE_UNAVAILABLE` with `Retry-After` (counted and logged under its route,
-/// by `route`) until a try succeeds. Failing the cold start instead would give every client API
-/// Gateway's bare 500 until the service came back. A configuration problem fails the cold start.
+/// unavailable, the cold start still completes: requests are answered 503
+/// `SERVICE_UNAVAILABLE` with `Retry-After` (counted and logged under their route, by `route`),
+/// and one arriving [`RETRY_PAUSE`] or more after the last failed try tries again (for at most
+/// [`REBUILD_LIMIT`]); the first try to succeed builds the handler, which is kept. Failing the
+/// cold start instead would give every client API Gateway's bare 500 until the service came
+/// back. A configuration problem fails the cold start.
 pub async fn prepare<H, F, Fut>(
     route: fn(&Request) -> &'static str,
     build: F,
