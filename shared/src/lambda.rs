@@ -97,7 +97,7 @@ where
                 built: tokio::sync::OnceCell::new(),
                 build,
                 route,
-                failed_at: std::sync::Mutex::new(Some(tokio::time::Instant::now())),
+                failed_at: std::sync::Mutex::new(tokio::time::Instant::now()),
             })
         }
     }
@@ -112,7 +112,7 @@ pub enum Prepared<H, F> {
         route: fn(&Request) -> &'static str,
         /// When the last try failed: for [`RETRY_PAUSE`] after it, requests are answered 503
         /// without another (a throttled Secrets Manager is not called by every request).
-        failed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+        failed_at: std::sync::Mutex<tokio::time::Instant>,
     },
 }
 
@@ -139,19 +139,12 @@ where
             }
             let started = Instant::now();
             let now = tokio::time::Instant::now();
-            let paused = failed_at
-                .lock()
-                .ok()
-                .and_then(|at| *at)
-                .is_some_and(|at| now < at + RETRY_PAUSE);
+            let paused = failed_at.lock().is_ok_and(|at| now < *at + RETRY_PAUSE);
             let (error, answer) = if paused {
                 ("the last try failed a moment ago".to_owned(), UNAVAILABLE)
             } else {
-                let attempt = tokio::time::timeout(
-                    REBUILD_LIMIT,
-                    built.get_or_try_init(|| async { build().await }),
-                )
-                .await;
+                let attempt =
+                    tokio::time::timeout(REBUILD_LIMIT, built.get_or_try_init(build)).await;
                 let failed = match attempt {
                     Ok(Ok(handler)) => {
                         tracing::info!(
@@ -169,7 +162,7 @@ where
                     }
                 };
                 if let Ok(mut at) = failed_at.lock() {
-                    *at = Some(tokio::time::Instant::now());
+                    *at = tokio::time::Instant::now();
                 }
                 failed
             };
