@@ -140,8 +140,10 @@ where
             let started = Instant::now();
             let now = tokio::time::Instant::now();
             let paused = failed_at.lock().is_ok_and(|at| now < *at + RETRY_PAUSE);
+            // Within the pause, the request's own line says enough: a line per request more
+            // would double the log through an outage. A try that fails logs why.
             let (error, answer) = if paused {
-                ("the last try failed a moment ago".to_owned(), UNAVAILABLE)
+                (None, UNAVAILABLE)
             } else {
                 let attempt =
                     tokio::time::timeout(REBUILD_LIMIT, built.get_or_try_init(build)).await;
@@ -153,12 +155,15 @@ where
                         );
                         return handler.handle(req).await;
                     }
-                    Ok(Err(BuildError::Unavailable(e))) => (format!("{e:#}"), UNAVAILABLE),
-                    Err(_) => ("no answer within the time allowed".to_owned(), UNAVAILABLE),
+                    Ok(Err(BuildError::Unavailable(e))) => (Some(format!("{e:#}")), UNAVAILABLE),
+                    Err(_) => (
+                        Some("no answer within the time allowed".to_owned()),
+                        UNAVAILABLE,
+                    ),
                     // The configuration went wrong since the cold start: not the client's to
                     // retry.
                     Ok(Err(BuildError::Invalid(e))) => {
-                        (format!("{e:#}"), crate::api::ApiError::Internal)
+                        (Some(format!("{e:#}")), crate::api::ApiError::Internal)
                     }
                 };
                 if let Ok(mut at) = failed_at.lock() {
@@ -170,7 +175,9 @@ where
             let route = self.route(&req);
             let unavailable = async {
                 crate::api::outcome::record_route(route);
-                tracing::warn!(error, "the function's settings could not be loaded");
+                if let Some(error) = error {
+                    tracing::warn!(error, "the function's settings could not be loaded");
+                }
                 crate::api::outcome::finish(route, &request_id, None, started, Err(answer))
             };
             crate::api::outcome::in_request_span(&request_id, unavailable).await
@@ -347,6 +354,13 @@ mod tests {
         assert_eq!(failed[0]["route"], "GET /not-yet", "{text}");
         assert_eq!(failed[0]["outcome"], "SERVICE_UNAVAILABLE", "{text}");
         assert!(text.contains("ThrottlingException"), "{text}");
+        // A line on each try that failed (the second and third requests), none for a request
+        // within the pause (the first): an outage does not double the log.
+        let tries_failed = text
+            .lines()
+            .filter(|l| l.contains("the function's settings could not be loaded"))
+            .count();
+        assert_eq!(tries_failed, 2, "{text}");
         assert!(text.contains("the function's settings loaded"), "{text}");
 
         let (calls, build) = builder(vec![invalid]);
