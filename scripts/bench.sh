@@ -55,7 +55,7 @@ cpu_median_ns="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])
 # holds a file the linker has just written in small pieces, and mapping it faults more often
 # than mapping a file read back from disk or written whole. The same bytes from target/release
 # read 1.46-1.57x hello and, after `echo 3 > /proc/sys/vm/drop_caches` or from a copy,
-# 1.27-1.45x (README -> Performance, 17:3xZ). Baseline and functions are copied alike.
+# 1.27-1.45x (four interleaved runs on 2026-11-26). Baseline and functions are copied alike.
 bin_dir="$work/bin"
 rm -rf "$bin_dir" && mkdir -p "$bin_dir"
 for bin in hello hello-current-thread categorization registration activation tls-first-use; do
