@@ -2,7 +2,8 @@
 //! wildcard, no managed CRUD policy, actions within each function's allowance, resources
 //! scoped to the table, the SES identity or the activation code secret), the JWT authorizer and a declared scope on every
 //! route but the CORS preflight, which exists only with CORS on, and a table that is on-demand, encrypted, point-in-time recoverable, TTL'd and
-//! retained. [`Policies`] evaluates the functions' DynamoDB statements the way IAM does, so
+//! retained; the operations dashboard shows every metric the functions emit, and no other.
+//! [`Policies`] evaluates the functions' DynamoDB statements the way IAM does, so
 //! the end-to-end tests can check every call a function makes against its own policy.
 
 use std::collections::{BTreeSet, HashMap};
@@ -264,6 +265,91 @@ pub fn problems(template: &str) -> Vec<String> {
     }
     if globals.get("Tracing").and_then(Value::as_str) != Some("Active") {
         out.push("X-Ray tracing must be active".into());
+    }
+    out.extend(dashboard_problems(&resources));
+    out
+}
+
+/// The operations dashboard shows every metric the functions emit (namespace
+/// `OnboardingApi`), and names no other there: a metric renamed in the code would otherwise
+/// leave an empty graph, and a new one none.
+fn dashboard_problems(resources: &serde_norway::Mapping) -> Vec<String> {
+    let body = resources
+        .get("OperationsDashboard")
+        .and_then(|d| d.get("Properties"))
+        .and_then(|p| p.get("DashboardBody"));
+    let body = match body {
+        Some(Value::Tagged(tagged)) if tagged.tag == "!Sub" => tagged.value.as_str(),
+        Some(Value::String(body)) => Some(body.as_str()),
+        _ => None,
+    };
+    let Some(body) = body else {
+        return vec!["OperationsDashboard: no dashboard with a DashboardBody".into()];
+    };
+    // `${Name}` substitutions become plain text, so the JSON can be read as CloudWatch will.
+    let mut plain = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        plain.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                plain.push_str("substituted");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    plain.push_str(rest);
+    let json: serde_json::Value = match serde_json::from_str(&plain) {
+        Ok(json) => json,
+        Err(e) => return vec![format!("OperationsDashboard: the body is not JSON: {e}")],
+    };
+    let mut shown = BTreeSet::new();
+    let widgets = json["widgets"].as_array().cloned().unwrap_or_default();
+    for widget in &widgets {
+        for entry in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(entry) = entry.as_array() else {
+                continue;
+            };
+            if entry.first().and_then(serde_json::Value::as_str) == Some("OnboardingApi")
+                && let Some(name) = entry.get(1).and_then(serde_json::Value::as_str)
+            {
+                shown.insert(name.to_owned());
+            }
+            for expression in entry.iter().filter_map(|e| e["expression"].as_str()) {
+                if !expression.contains("{OnboardingApi") {
+                    continue;
+                }
+                for part in expression.split("MetricName=\"").skip(1) {
+                    if let Some((name, _)) = part.split_once('"') {
+                        shown.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let emitted: BTreeSet<String> = shared::telemetry::emf::COUNTERS
+        .iter()
+        .chain(&shared::telemetry::emf::HISTOGRAMS)
+        .map(|name| (*name).to_owned())
+        .collect();
+    let mut out = Vec::new();
+    for name in shown.difference(&emitted) {
+        out.push(format!(
+            "OperationsDashboard: OnboardingApi metric {name} is not one the functions emit"
+        ));
+    }
+    for name in emitted.difference(&shown) {
+        out.push(format!(
+            "OperationsDashboard: the functions' metric {name} is not on it"
+        ));
     }
     out
 }
@@ -658,6 +744,17 @@ mod tests {
                 "      Policies:\n        - DynamoDBCrudPolicy:\n            TableName: !Ref CustomersTable\n",
                 "not an inline Statement",
             ),
+            (
+                "                [\"OnboardingApi\", \"ActivationsSucceeded\", \"Function\", \"activation\"],\n",
+                "",
+                "metric ActivationsSucceeded is not on it",
+            ),
+            (
+                "MetricName=\\\"ResendsRefused\\\"",
+                "MetricName=\\\"ResendRefused\\\"",
+                "metric ResendRefused is not one the functions emit",
+            ),
+            ("\"widgets\": [", "\"widgets\": [,", "the body is not JSON"),
         ];
         for (from, to, expected) in mutations {
             assert!(TEMPLATE.contains(from), "mutation anchor {from:?} is gone");
