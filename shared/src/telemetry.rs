@@ -180,6 +180,15 @@ pub mod emf {
         "Requests",
     ];
 
+    /// The counters recorded with a `Code` label (the contract's stable code of the answer):
+    /// their documents carry the dimensions `Function` and `Code`, the others `Function`.
+    pub const BY_CODE: [&str; 4] = [
+        "RegistrationsRejected",
+        "ActivationsFailed",
+        "ResendsRefused",
+        "Requests",
+    ];
+
     /// Every histogram the functions record (`Milliseconds`).
     pub const HISTOGRAMS: [&str; 1] = ["Argon2Time"];
 
@@ -267,6 +276,67 @@ pub(crate) mod capture {
 #[cfg(test)]
 mod tests {
     use tracing::Level;
+
+    /// The lists in [`super::emf`] (which give the metrics their units, and which the template
+    /// test holds the dashboard to) are what the code records: every `counter!` and
+    /// `histogram!` of the library and the functions names a listed metric, with a `Code`
+    /// label exactly when it is in `BY_CODE`, and every listed metric is recorded somewhere.
+    #[test]
+    fn the_metric_lists_are_the_metrics_the_code_records() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let mut files = Vec::new();
+        for dir in [
+            "shared/src",
+            "functions/categorization/src",
+            "functions/registration/src",
+            "functions/activation/src",
+        ] {
+            sources(&root.join(dir), &mut files);
+        }
+        let mut recorded = std::collections::BTreeMap::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for macro_call in ["counter!(\"", "histogram!(\""] {
+                for call in text.split(macro_call).skip(1) {
+                    let (name, rest) = call.split_once('"').unwrap();
+                    let arguments = rest.split_once(')').map_or(rest, |(args, _)| args);
+                    let labelled = arguments.contains("\"Code\" =>");
+                    let kind = macro_call.trim_end_matches("!(\"");
+                    let earlier = recorded.insert(name.to_owned(), (kind, labelled));
+                    assert!(
+                        earlier.is_none_or(|e| e == (kind, labelled)),
+                        "{name} recorded two ways ({})",
+                        file.display()
+                    );
+                }
+            }
+        }
+        let listed: std::collections::BTreeMap<String, (&str, bool)> = super::emf::COUNTERS
+            .iter()
+            .map(|name| {
+                let coded = super::emf::BY_CODE.contains(name);
+                ((*name).to_owned(), ("counter", coded))
+            })
+            .chain(
+                super::emf::HISTOGRAMS
+                    .iter()
+                    .map(|name| ((*name).to_owned(), ("histogram", false))),
+            )
+            .collect();
+        assert_eq!(recorded, listed, "in {} files", files.len());
+    }
 
     use super::Format;
     use super::capture;

@@ -307,6 +307,8 @@ fn dashboard_problems(resources: &serde_norway::Mapping) -> Vec<String> {
         Ok(json) => json,
         Err(e) => return vec![format!("OperationsDashboard: the body is not JSON: {e}")],
     };
+    let by_code = |name: &str| shared::telemetry::emf::BY_CODE.contains(&name);
+    let mut out = Vec::new();
     let mut shown = BTreeSet::new();
     let widgets = json["widgets"].as_array().cloned().unwrap_or_default();
     for widget in &widgets {
@@ -318,18 +320,58 @@ fn dashboard_problems(resources: &serde_norway::Mapping) -> Vec<String> {
             let Some(entry) = entry.as_array() else {
                 continue;
             };
-            if entry.first().and_then(serde_json::Value::as_str) == Some("OnboardingApi")
-                && let Some(name) = entry.get(1).and_then(serde_json::Value::as_str)
-            {
-                shown.insert(name.to_owned());
+            let texts: Vec<&str> = entry.iter().filter_map(serde_json::Value::as_str).collect();
+            match texts.as_slice() {
+                [".", ..] => out.push(format!(
+                    "OperationsDashboard: a row in shorthand ({texts:?}); name its namespace"
+                )),
+                ["OnboardingApi", name, dimensions @ ..] => {
+                    shown.insert((*name).to_owned());
+                    // The functions' documents carry `Function` (and `Code` on some counters).
+                    let one_function = matches!(
+                        dimensions,
+                        ["Function", "categorization" | "registration" | "activation"]
+                    );
+                    if by_code(name) || !one_function {
+                        out.push(format!(
+                            "OperationsDashboard: {name} with dimensions {dimensions:?}; the \
+                             functions record it with Function{}",
+                            if by_code(name) {
+                                " and Code (use a SEARCH)"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                }
+                _ => {}
             }
             for expression in entry.iter().filter_map(|e| e["expression"].as_str()) {
-                if !expression.contains("{OnboardingApi") {
+                if !expression.contains("OnboardingApi") {
+                    continue;
+                }
+                let coded = expression.contains("{OnboardingApi,Function,Code}");
+                if !coded && !expression.contains("{OnboardingApi,Function}") {
+                    out.push(format!(
+                        "OperationsDashboard: {expression:?} searches OnboardingApi by other \
+                         dimensions than the functions record (Function, or Function and Code)"
+                    ));
                     continue;
                 }
                 for part in expression.split("MetricName=\"").skip(1) {
                     if let Some((name, _)) = part.split_once('"') {
                         shown.insert(name.to_owned());
+                        if by_code(name) != coded {
+                            out.push(format!(
+                                "OperationsDashboard: {name} searched {} Code, recorded {}",
+                                if coded { "by" } else { "without" },
+                                if by_code(name) {
+                                    "with it"
+                                } else {
+                                    "without it"
+                                }
+                            ));
+                        }
                     }
                 }
             }
@@ -340,7 +382,6 @@ fn dashboard_problems(resources: &serde_norway::Mapping) -> Vec<String> {
         .chain(&shared::telemetry::emf::HISTOGRAMS)
         .map(|name| (*name).to_owned())
         .collect();
-    let mut out = Vec::new();
     for name in shown.difference(&emitted) {
         out.push(format!(
             "OperationsDashboard: OnboardingApi metric {name} is not one the functions emit"
@@ -755,6 +796,16 @@ mod tests {
                 "metric ResendRefused is not one the functions emit",
             ),
             ("\"widgets\": [", "\"widgets\": [,", "the body is not JSON"),
+            (
+                "{OnboardingApi,Function,Code} MetricName=\\\"ActivationsFailed\\\"",
+                "{OnboardingApi,Function} MetricName=\\\"ActivationsFailed\\\"",
+                "ActivationsFailed searched without Code, recorded with it",
+            ),
+            (
+                "[\"OnboardingApi\", \"Argon2Time\", \"Function\", \"registration\", {\"stat\": \"p50\"",
+                "[\"OnboardingApi\", \"Argon2Time\", \"Function\", \"argon2\", {\"stat\": \"p50\"",
+                "Argon2Time with dimensions",
+            ),
         ];
         for (from, to, expected) in mutations {
             assert!(TEMPLATE.contains(from), "mutation anchor {from:?} is gone");
