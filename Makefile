@@ -15,7 +15,7 @@ SCOPES ?=
 
 export API_PORT DYNAMODB_PORT
 
-.PHONY: run test token fmt fmt-check lint phone-metadata-check phone-metadata validate build deploy build-local bench clean
+.PHONY: run test token fmt fmt-check lint deny phone-metadata-check phone-metadata validate build deploy build-local bench clean
 
 # Every dependency's version is fixed by the constraints files, not only the tools'.
 $(PY_TOOLS): tools/requirements.txt tools/constraints.txt
@@ -27,6 +27,13 @@ $(SAM_TOOLS): tools/requirements-sam.txt tools/constraints-sam.txt
 	python3 -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-sam.txt -c tools/constraints-sam.txt
 	touch $@
+
+# cargo-deny, pinned, built from crates.io into .local on first use (~2.5 min).
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := .local/tools/cargo-deny-$(CARGO_DENY_VERSION)/bin/cargo-deny
+
+$(CARGO_DENY):
+	cargo install --locked --quiet cargo-deny@$(CARGO_DENY_VERSION) --root .local/tools/cargo-deny-$(CARGO_DENY_VERSION)
 
 build-local:
 	cargo build --locked -p local-gateway -p onboarding-admin
@@ -40,7 +47,7 @@ token:
 	@cargo run --quiet --locked -p local-gateway --bin dev-token -- $(TENANT) $(SCOPES)
 
 ## Everything CI checks.
-test: $(PY_TOOLS) fmt-check lint phone-metadata-check validate
+test: $(PY_TOOLS) fmt-check deny lint phone-metadata-check validate
 	scripts/test.sh
 
 fmt-check:
@@ -51,6 +58,10 @@ fmt:
 
 lint:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+## Supply chain (deny.toml): licences, banned crates, sources. Offline: no advisory database.
+deny: $(CARGO_DENY)
+	$(CARGO_DENY) --offline --locked check licenses bans sources
 
 ## The phone metadata copy equals the locked rlibphonenumber's; `make phone-metadata` refreshes it.
 phone-metadata-check:
