@@ -114,11 +114,14 @@ impl LocalAuthorizer {
         {
             return Err(Rejected("issued in the future".into()));
         }
-        // HTTP API accepts the audience in `aud` (a string or a list) or in `client_id`.
+        // HTTP API takes the audience from `aud` (a string or a list) and looks at
+        // `client_id` only when there is no `aud`: an `aud` that does not match (whatever its
+        // type) is refused, whatever `client_id` says.
         let audience_ok = match claims.get("aud") {
             Some(Value::String(a)) => a == &self.audience,
             Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&self.audience)),
-            _ => claims.get("client_id").and_then(Value::as_str) == Some(&self.audience),
+            Some(_) => false,
+            None => claims.get("client_id").and_then(Value::as_str) == Some(&self.audience),
         };
         if !audience_ok {
             return Err(Rejected("audience".into()));
@@ -217,5 +220,20 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let token = a.sign(&json!({"iss":"iss-1","client_id":"aud-1","exp": now + 60}));
         assert!(a.verify(Some(&format!("Bearer {token}"))).is_ok());
+        // With an `aud`, `client_id` is not looked at (API Gateway's rule).
+        for aud in [
+            json!("other"),
+            json!(["other"]),
+            json!(7),
+            json!(null),
+            json!({}),
+        ] {
+            let token =
+                a.sign(&json!({"iss":"iss-1","aud": aud,"client_id":"aud-1","exp": now + 60}));
+            assert!(
+                a.verify(Some(&format!("Bearer {token}"))).is_err(),
+                "aud {aud} with the right client_id"
+            );
+        }
     }
 }
