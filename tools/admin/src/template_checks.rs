@@ -271,8 +271,9 @@ pub fn problems(template: &str) -> Vec<String> {
 }
 
 /// The operations dashboard shows every metric the functions emit (namespace
-/// `OnboardingApi`), and names no other there: a metric renamed in the code would otherwise
-/// leave an empty graph, and a new one none.
+/// `OnboardingApi`), with the dimensions they record it under (`Function`, and `Code` for the
+/// `BY_CODE` counters), and names no other there: a metric renamed or relabelled in the code
+/// would otherwise leave an empty graph, and a new one none.
 fn dashboard_problems(resources: &serde_norway::Mapping) -> Vec<String> {
     let body = resources
         .get("OperationsDashboard")
