@@ -11,7 +11,7 @@ pub mod categorization;
 pub mod clock;
 pub mod config;
 pub mod domain;
-mod keyed;
+pub mod keyed;
 pub mod lambda;
 pub mod password;
 pub mod registration;

@@ -963,7 +963,7 @@ mod tests {
             &self,
             tenant: &TenantId,
             key: &str,
-            body_hash: &str,
+            body_hash: &shared::store::BodyHash,
             now: chrono::DateTime<chrono::Utc>,
         ) -> Result<Option<ClaimOutcome>, StoreError> {
             self.0.recorded(tenant, key, body_hash, now).await

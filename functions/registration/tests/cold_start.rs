@@ -1,7 +1,8 @@
 //! The registration binary as Lambda runs it, on a local Runtime API: a cold start that cannot
 //! read its key from Secrets Manager still completes, answers 503 in the contract's envelope,
 //! and serves requests once a later try reads the key (`shared::lambda::prepare`, wired in
-//! `main.rs`). No DynamoDB call is made: the requests are malformed JSON, which the handler
+//! `main.rs`). The key read is a key set, as during a rotation of the key (README →
+//! Operating). No DynamoDB call is made: the requests are malformed JSON, which the handler
 //! answers 400 once it exists.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc};
 
-/// Secrets Manager failing (500) until `ready`, then answering with a key.
+/// Secrets Manager failing (500) until `ready`, then answering with a key set.
 #[derive(Default)]
 struct SecretsManager {
     ready: AtomicBool,
@@ -26,11 +27,12 @@ struct SecretsManager {
 async fn get_secret_value(State(sm): State<Arc<SecretsManager>>) -> (StatusCode, String) {
     sm.calls.fetch_add(1, Ordering::SeqCst);
     if sm.ready.load(Ordering::SeqCst) {
-        let secret = "cold-start-test-key-".repeat(3);
-        (
-            StatusCode::OK,
-            format!(r#"{{"Name":"key","SecretString":"{secret}"}}"#),
-        )
+        let keys = serde_json::json!({
+            "current": "cold-start-test-key-".repeat(3),
+            "next": "cold-start-next-key-".repeat(3),
+        });
+        let answer = serde_json::json!({ "Name": "key", "SecretString": keys.to_string() });
+        (StatusCode::OK, answer.to_string())
     } else {
         let error = r#"{"__type":"InternalServiceError","message":"try again"}"#;
         (StatusCode::INTERNAL_SERVER_ERROR, error.to_owned())
@@ -117,14 +119,15 @@ async fn a_cold_start_without_its_key_answers_503_until_a_later_try_reads_it() {
     .await;
 
     let mailbox = std::env::temp_dir().join(format!("cold-start-{}.jsonl", std::process::id()));
-    let _function = Stopped(
+    let mut function = Stopped(
         std::process::Command::new(env!("CARGO_BIN_EXE_registration"))
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", &runtime_address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "registration")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+            .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -137,11 +140,22 @@ async fn a_cold_start_without_its_key_answers_503_until_a_later_try_reads_it() {
             .env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
             .env("TABLE_NAME", "cold-start")
             .env("ACTIVATION_CODE_SECRET_ARN", "key")
+            .env("ACTIVATION_KEY_REVISION", "7")
             .env("ACTIVATION_DELIVERY", "mailbox")
             .env("LOCAL_MAILBOX", &mailbox)
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the registration binary starts"),
     );
+    let stdout = function.0.stdout.take().unwrap();
+    let (log_lines, mut logged) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = log_lines.send(line);
+        }
+    });
 
     let event: Value = serde_json::from_str(include_str!(
         "../../../events/registration-malformed-json.json"
@@ -193,4 +207,26 @@ async fn a_cold_start_without_its_key_answers_503_until_a_later_try_reads_it() {
         (400, None, "MALFORMED_JSON".to_owned())
     );
     assert_eq!(sm.calls.load(Ordering::SeqCst), tried + 1);
+
+    // The read logs how many keys it found and the revision; no line names a key.
+    let mut lines = Vec::new();
+    let read = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), logged.recv())
+            .await
+            .expect("the function logs that it read its keys")
+            .expect("a log line");
+        lines.push(line.clone());
+        let line: Value = serde_json::from_str(&line).unwrap_or_default();
+        if line["message"] == "activation keys read" {
+            break line;
+        }
+    };
+    while let Ok(line) = logged.try_recv() {
+        lines.push(line);
+    }
+    for line in &lines {
+        assert!(!line.contains("-key-"), "{line}");
+    }
+    assert_eq!(read["keys"], 2, "{read}");
+    assert_eq!(read["key_revision"], "7", "{read}");
 }

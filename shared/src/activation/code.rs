@@ -6,11 +6,15 @@
 //! any case), so a code is stored as two keys, one per name. An attempt's key is then right
 //! only when both its code and its `userId` are, and the store can judge it by looking the
 //! key up, in the same write that counts it.
+//!
+//! While the HMAC key is rotated ([`KeySet`]), a code is stored under every key of the set
+//! and an attempt is keyed under the current one.
 
 use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::TenantId;
+use crate::keyed::KeySet;
 
 /// Digits in a code.
 pub const CODE_DIGITS: usize = 8;
@@ -53,7 +57,7 @@ impl ActivationCode {
 /// Keyed hashing of codes.
 #[derive(Clone)]
 pub struct CodeHasher {
-    secret: SecretString,
+    keys: KeySet,
 }
 
 impl std::fmt::Debug for CodeHasher {
@@ -63,12 +67,12 @@ impl std::fmt::Debug for CodeHasher {
 }
 
 impl CodeHasher {
-    pub fn new(secret: SecretString) -> Self {
-        Self { secret }
+    pub fn new(keys: KeySet) -> Self {
+        Self { keys }
     }
 
-    /// The key of one attempt: hex HMAC-SHA-256 over a versioned, NUL-separated (tenant,
-    /// customer, code, how the user is named).
+    /// The key of one attempt: hex HMAC-SHA-256, under the current key, over a versioned,
+    /// NUL-separated (tenant, customer, code, how the user is named).
     pub fn key(
         &self,
         tenant: &TenantId,
@@ -76,7 +80,17 @@ impl CodeHasher {
         code: &ActivationCode,
         user: &UserRef,
     ) -> String {
-        let mut mac = crate::keyed::mac(&self.secret, b"onboarding-activation-v2\0");
+        Self::key_under(self.keys.current(), tenant, customer_id, code, user)
+    }
+
+    fn key_under(
+        secret: &SecretString,
+        tenant: &TenantId,
+        customer_id: &str,
+        code: &ActivationCode,
+        user: &UserRef,
+    ) -> String {
+        let mut mac = crate::keyed::mac(secret, b"onboarding-activation-v2\0");
         for part in [tenant.as_str(), customer_id, code.expose()] {
             mac.update(part.as_bytes());
             mac.update(b"\0");
@@ -92,7 +106,8 @@ impl CodeHasher {
     }
 
     /// The keys a freshly issued code is stored as: one for each way an attempt may name the
-    /// user (its id, its normalized e-mail).
+    /// user (its id, its normalized e-mail), under each key of the set (two while the key is
+    /// rotated), so that a function a rotation step ahead or behind can check it.
     pub fn issue_keys(
         &self,
         tenant: &TenantId,
@@ -101,13 +116,18 @@ impl CodeHasher {
         user_id: &str,
         email_normalized: &str,
     ) -> Vec<String> {
-        [
+        let users = [
             UserRef::Id(user_id.to_owned()),
             UserRef::Email(email_normalized.to_owned()),
-        ]
-        .iter()
-        .map(|user| self.key(tenant, customer_id, code, user))
-        .collect()
+        ];
+        self.keys
+            .all()
+            .flat_map(|secret| {
+                users
+                    .iter()
+                    .map(move |user| Self::key_under(secret, tenant, customer_id, code, user))
+            })
+            .collect()
     }
 }
 
@@ -144,7 +164,7 @@ mod tests {
     use super::*;
 
     fn hasher() -> CodeHasher {
-        CodeHasher::new(SecretString::from("k".repeat(32)))
+        CodeHasher::new(KeySet::single(SecretString::from("k".repeat(32))))
     }
 
     #[test]
@@ -203,7 +223,7 @@ mod tests {
             hasher().key(&t1, "c1", &code, &UserRef::Email("u-1".into())),
             h
         );
-        let other_key = CodeHasher::new(SecretString::from("x".repeat(32)));
+        let other_key = CodeHasher::new(KeySet::single(SecretString::from("x".repeat(32))));
         assert_ne!(other_key.key(&t1, "c1", &code, &user), h);
     }
 
@@ -261,6 +281,45 @@ mod tests {
         for (given_user, expected) in cases {
             let key = hasher().key(&t, "c-1", &code, &UserRef::given(given_user));
             assert_eq!(issued.contains(&key), expected, "{given_user:?}");
+        }
+    }
+
+    /// The rotation's steps (README → Operating): one key (`a`), `b` added as next, `b`
+    /// promoted with `a` kept as previous, `b` alone. A code issued at one step activates
+    /// through functions at the same step or one step apart (warm functions keep the keys of
+    /// their cold start). A code issued under `a` alone does not once `b` is current: the
+    /// runbook waits one code lifetime before promoting `b`.
+    #[test]
+    fn a_code_issued_one_rotation_step_apart_still_activates() {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        let steps = [
+            a.clone(),
+            format!(r#"{{"current":"{a}","next":"{b}"}}"#),
+            format!(r#"{{"current":"{b}","previous":"{a}"}}"#),
+            b.clone(),
+        ];
+        let hasher = |step: usize| CodeHasher::new(KeySet::parse(&steps[step]).unwrap());
+        let t = TenantId::parse("tenant_a").unwrap();
+        let code = ActivationCode::parse("12345678").unwrap();
+        let user = UserRef::Id("u-1".into());
+        // Row: the step the code was issued at; column: the step of the function it is tried at.
+        let activates = [
+            [true, true, false, false],
+            [true, true, true, true],
+            [true, true, true, true],
+            [false, false, true, true],
+        ];
+        for (issued_at, row) in activates.iter().enumerate() {
+            let issued = hasher(issued_at).issue_keys(&t, "c-1", &code, "u-1", "j@example.com");
+            assert_eq!(issued.len(), if issued_at % 3 == 0 { 2 } else { 4 });
+            for (tried_at, expected) in row.iter().enumerate() {
+                let key = hasher(tried_at).key(&t, "c-1", &code, &user);
+                assert_eq!(
+                    issued.contains(&key),
+                    *expected,
+                    "issued at step {issued_at}, tried at {tried_at}"
+                );
+            }
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::ConfigError;
+use crate::keyed::KeySet;
 
 /// Where codes go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +19,9 @@ pub enum Delivery {
 
 #[derive(Clone)]
 pub struct ActivationSettings {
-    /// `ACTIVATION_CODE_SECRET` (required, at least 32 characters).
-    pub secret: SecretString,
+    /// `ACTIVATION_CODE_SECRET` (required): one key of at least 32 characters, or a key set
+    /// while the key is rotated.
+    pub keys: KeySet,
     /// `ACTIVATION_CODE_TTL_SECONDS` (default 86400).
     pub code_ttl: Duration,
     pub delivery: Delivery,
@@ -28,7 +30,7 @@ pub struct ActivationSettings {
 impl std::fmt::Debug for ActivationSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ActivationSettings")
-            .field("secret", &"[redacted]")
+            .field("keys", &self.keys)
             .field("code_ttl", &self.code_ttl)
             .field("delivery", &self.delivery)
             .finish()
@@ -46,14 +48,24 @@ impl ActivationSettings {
     /// `lambda:GetFunctionConfiguration` could read it; else `ACTIVATION_CODE_SECRET`.
     /// Without an ARN no Secrets Manager client is built: a cold start that does not read
     /// the secret does not pay for one.
+    ///
+    /// Logs how many keys it read and `ACTIVATION_KEY_REVISION`, which each step of a key
+    /// rotation changes (README → Operating): the functions' logs show which have started
+    /// afresh.
     pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, SettingsError> {
         let get = |name: &str| std::env::var(name).ok();
-        if get(SECRET_ARN).is_some_and(|arn| !arn.trim().is_empty()) {
+        let settings = if get(SECRET_ARN).is_some_and(|arn| !arn.trim().is_empty()) {
             let client = aws_sdk_secretsmanager::Client::new(aws);
-            Self::load_with(&client, get).await
+            Self::load_with(&client, get).await?
         } else {
-            Ok(Self::from_lookup(get)?)
-        }
+            Self::from_lookup(get)?
+        };
+        tracing::info!(
+            keys = settings.keys.count(),
+            key_revision = get("ACTIVATION_KEY_REVISION").as_deref().unwrap_or("-"),
+            "activation keys read"
+        );
+        Ok(settings)
     }
 
     /// [`ActivationSettings::load`] with the variables from `get`.
@@ -77,12 +89,12 @@ impl ActivationSettings {
             variable: "ACTIVATION_CODE_SECRET",
             problem: "is required".into(),
         })?;
-        if secret.chars().count() < 32 {
-            return Err(ConfigError {
-                variable: "ACTIVATION_CODE_SECRET",
-                problem: "must be at least 32 characters".into(),
-            });
-        }
+        // Dropped zeroed, as the keys are.
+        let secret = SecretString::from(secret);
+        let keys = KeySet::parse(secret.expose_secret()).map_err(|problem| ConfigError {
+            variable: "ACTIVATION_CODE_SECRET",
+            problem,
+        })?;
         let ttl = match var("ACTIVATION_CODE_TTL_SECONDS") {
             None => 86_400,
             Some(raw) => raw
@@ -117,7 +129,7 @@ impl ActivationSettings {
             }
         };
         Ok(Self {
-            secret: SecretString::from(secret),
+            keys,
             code_ttl: Duration::from_secs(ttl),
             delivery,
         })
@@ -126,21 +138,19 @@ impl ActivationSettings {
     /// For tests: a fixed secret and a mailbox file.
     pub fn for_mailbox(path: PathBuf, code_ttl: Duration) -> Self {
         Self {
-            secret: SecretString::from("test-secret-".repeat(4)),
+            keys: KeySet::single(SecretString::from("test-secret-".repeat(4))),
             code_ttl,
             delivery: Delivery::Mailbox { path },
         }
     }
 
     pub fn hasher(&self) -> super::code::CodeHasher {
-        super::code::CodeHasher::new(SecretString::from(self.secret.expose_secret().to_owned()))
+        super::code::CodeHasher::new(self.keys.clone())
     }
 
-    /// The `Idempotency-Key` records' body hash, keyed by the same secret under its own label.
+    /// The `Idempotency-Key` records' body hash, keyed by the same keys under its own label.
     pub fn body_hasher(&self) -> crate::api::idempotency::BodyHasher {
-        crate::api::idempotency::BodyHasher::new(SecretString::from(
-            self.secret.expose_secret().to_owned(),
-        ))
+        crate::api::idempotency::BodyHasher::new(self.keys.clone())
     }
 }
 
@@ -216,6 +226,11 @@ mod tests {
     #[test]
     fn activation_settings_fail_fast_naming_the_variable() {
         let secret = "s".repeat(32);
+        let key_set = format!(r#"{{"current":"{secret}","next":"{}"}}"#, "n".repeat(32));
+        let without_current = format!(r#"{{"next":"{secret}"}}"#);
+        let read = settings(&[("ACTIVATION_CODE_SECRET", &key_set)]).unwrap();
+        assert_eq!(read.keys.count(), 2);
+        assert_eq!(read.keys.current().expose_secret(), secret);
         let cases: Vec<(Vec<(&str, &str)>, Option<&str>)> = vec![
             (vec![], Some("ACTIVATION_CODE_SECRET")),
             (
@@ -223,6 +238,11 @@ mod tests {
                 Some("ACTIVATION_CODE_SECRET"),
             ),
             (vec![("ACTIVATION_CODE_SECRET", &secret)], None),
+            (vec![("ACTIVATION_CODE_SECRET", &key_set)], None),
+            (
+                vec![("ACTIVATION_CODE_SECRET", &without_current)],
+                Some("ACTIVATION_CODE_SECRET"),
+            ),
             (
                 vec![
                     ("ACTIVATION_CODE_SECRET", &secret),

@@ -3,10 +3,11 @@
 
 use hmac::Mac;
 use lambda_http::Request;
-use secrecy::SecretString;
 use serde_json::Value;
 
 use super::{ApiError, FieldError, header};
+use crate::keyed::KeySet;
+use crate::store::BodyHash;
 
 /// Records live 24 hours.
 pub const RETENTION_SECONDS: i64 = 24 * 3600;
@@ -38,10 +39,11 @@ pub fn key(req: &Request) -> Result<Option<String>, ApiError> {
 ///
 /// Keyed because a registration body holds the password: a plain hash in the record would let
 /// anyone who reads the table (an export, a backup) test password guesses at SHA-256 speed,
-/// around Argon2. A new secret makes the records of the last 24 h unrecognisable (a retry
-/// with the same key then gets 422), as it does the codes in flight.
+/// around Argon2. A new key makes the records of the 24 h before it unrecognisable (a retry
+/// with the same key would get 422), unless it is rotated in steps ([`KeySet`]): a record's
+/// hash is made under the current key and recognised under every key of the set.
 pub struct BodyHasher {
-    secret: SecretString,
+    keys: KeySet,
 }
 
 impl std::fmt::Debug for BodyHasher {
@@ -51,18 +53,26 @@ impl std::fmt::Debug for BodyHasher {
 }
 
 impl BodyHasher {
-    pub fn new(secret: SecretString) -> Self {
-        Self { secret }
+    pub fn new(keys: KeySet) -> Self {
+        Self { keys }
     }
 
-    pub fn hash(&self, body: &[u8]) -> String {
+    /// The body's hash under each key: the current key's to store, the others' to recognise
+    /// records written a rotation step behind or ahead.
+    pub fn hash(&self, body: &[u8]) -> BodyHash {
         let text = match serde_json::from_slice::<Value>(body) {
             Ok(value) => canonical(&value),
             Err(_) => String::from_utf8_lossy(body).into_owned(),
         };
-        let mut mac = crate::keyed::mac(&self.secret, b"onboarding-idempotency-body-v1\0");
-        mac.update(text.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        let mut hashes = self.keys.all().map(|secret| {
+            let mut mac = crate::keyed::mac(secret, b"onboarding-idempotency-body-v1\0");
+            mac.update(text.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        });
+        BodyHash {
+            stored: hashes.next().unwrap_or_default(),
+            others: hashes.collect(),
+        }
     }
 }
 
@@ -120,7 +130,7 @@ mod tests {
         let a = br#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#;
         let b = br#"{"a":{"x":"s","y":[1,2]},"b":1}"#;
         let c = br#"{"a":{"x":"s","y":[2,1]},"b":1}"#;
-        let hasher = BodyHasher::new(SecretString::from("k".repeat(32)));
+        let hasher = hasher_of(&"k".repeat(32));
         assert_eq!(hasher.hash(a), hasher.hash(b));
         assert_ne!(hasher.hash(a), hasher.hash(c));
     }
@@ -131,15 +141,52 @@ mod tests {
     fn the_body_hash_needs_the_server_secret() {
         use sha2::{Digest, Sha256};
         let body = br#"{"email":"a@example.com","password":"SecurePass123!"}"#;
-        let hasher = BodyHasher::new(SecretString::from("k".repeat(32)));
+        let hasher = hasher_of(&"k".repeat(32));
         let plain = hex::encode(Sha256::digest(canonical(
             &serde_json::from_slice(body).unwrap(),
         )));
-        assert_ne!(hasher.hash(body), plain);
-        assert_ne!(
-            hasher.hash(body),
-            BodyHasher::new(SecretString::from("x".repeat(32))).hash(body)
-        );
-        assert_eq!(hasher.hash(body).len(), 64);
+        let hash = hasher.hash(body);
+        assert_ne!(hash.stored, plain);
+        assert_ne!(hash.stored, hasher_of(&"x".repeat(32)).hash(body).stored);
+        assert_eq!(hash.stored.len(), 64);
+        assert!(hash.others.is_empty());
+    }
+
+    fn hasher_of(secret: &str) -> BodyHasher {
+        BodyHasher::new(KeySet::parse(secret).unwrap())
+    }
+
+    /// The rotation's steps (README → Operating), as for codes: a record written at one step
+    /// is recognised at the same step and one step apart, and at two steps only while its key
+    /// is still in the set (the runbook waits a record's 24 h before dropping `previous`).
+    #[test]
+    fn a_record_written_one_rotation_step_apart_is_still_recognised() {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        let steps = [
+            hasher_of(&a),
+            hasher_of(&format!(r#"{{"current":"{a}","next":"{b}"}}"#)),
+            hasher_of(&format!(r#"{{"current":"{b}","previous":"{a}"}}"#)),
+            hasher_of(&b),
+        ];
+        let body = br#"{"email":"a@example.com"}"#;
+        let other_body = br#"{"email":"b@example.com"}"#;
+        // Row: the step the record was written at; column: the step of the function reading it.
+        let recognised = [
+            [true, true, true, false],
+            [true, true, true, false],
+            [false, true, true, true],
+            [false, true, true, true],
+        ];
+        for (written_at, row) in recognised.iter().enumerate() {
+            let record = steps[written_at].hash(body).stored;
+            for (read_at, expected) in row.iter().enumerate() {
+                assert_eq!(
+                    steps[read_at].hash(body).matches(&record),
+                    *expected,
+                    "written at step {written_at}, read at {read_at}"
+                );
+                assert!(!steps[read_at].hash(other_body).matches(&record));
+            }
+        }
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim, IdempotencyCompletion,
-    IdempotencyStore, NewCustomer, StoreError, StoredResponse,
+    BodyHash, ClaimOutcome, CustomerStore, HierarchySource, IdempotencyClaim,
+    IdempotencyCompletion, IdempotencyStore, NewCustomer, StoreError, StoredResponse,
 };
 use crate::activation::rules::ResendHistory;
 use crate::activation::{ActivationAttempt, ActivationOutcome, ActivationState, IssuedCode};
@@ -247,14 +247,22 @@ impl IdempotencyStore for MemoryStore {
             None => {
                 records.insert(
                     id,
-                    (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
+                    (
+                        c.body_hash.stored.clone(),
+                        c.token.clone(),
+                        KeyState::InProgress,
+                    ),
                 );
                 ClaimOutcome::Claimed
             }
             Some((_, token, KeyState::Released(at))) if released_before(*at, token, c.now, c) => {
                 records.insert(
                     id,
-                    (c.body_hash.clone(), c.token.clone(), KeyState::InProgress),
+                    (
+                        c.body_hash.stored.clone(),
+                        c.token.clone(),
+                        KeyState::InProgress,
+                    ),
                 );
                 ClaimOutcome::Claimed
             }
@@ -289,7 +297,11 @@ impl IdempotencyStore for MemoryStore {
         if releasable {
             records.insert(
                 id,
-                (c.body_hash.clone(), c.token.clone(), KeyState::Released(at)),
+                (
+                    c.body_hash.stored.clone(),
+                    c.token.clone(),
+                    KeyState::Released(at),
+                ),
             );
         }
         Ok(())
@@ -299,7 +311,7 @@ impl IdempotencyStore for MemoryStore {
         &self,
         tenant: &TenantId,
         key: &str,
-        body_hash: &str,
+        body_hash: &BodyHash,
         _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let records = self.idempotency.lock().map_err(poisoned)?;
@@ -322,11 +334,14 @@ fn released_before(
 
 /// What a record (body hash, token, response once completed) means for a request with
 /// `body_hash`, as the DynamoDB adapter's `record_outcome` decides it.
-fn record_outcome((hash, _, state): &(String, String, KeyState), body_hash: &str) -> ClaimOutcome {
+fn record_outcome(
+    (hash, _, state): &(String, String, KeyState),
+    body_hash: &BodyHash,
+) -> ClaimOutcome {
     match state {
         // Released, by a claim this one may not overtake: a retry may take it.
         KeyState::Released(_) => ClaimOutcome::InProgress,
-        _ if hash != body_hash => ClaimOutcome::Reused,
+        _ if !body_hash.matches(hash) => ClaimOutcome::Reused,
         KeyState::Completed(response) => ClaimOutcome::Completed(response.clone()),
         KeyState::InProgress => ClaimOutcome::InProgress,
     }

@@ -56,8 +56,8 @@ pub trait HierarchySource: Send + Sync {
 pub struct IdempotencyClaim {
     pub tenant: TenantId,
     pub key: String,
-    /// SHA-256 of the canonical request body.
-    pub body_hash: String,
+    /// The keyed hash of the canonical request body.
+    pub body_hash: BodyHash,
     /// Unique per request: only the claimant may complete or release the claim.
     pub token: String,
     pub now: chrono::DateTime<chrono::Utc>,
@@ -65,6 +65,31 @@ pub struct IdempotencyClaim {
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// An in-progress claim older than this is abandoned (its request died) and may be taken.
     pub lock_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A request body's keyed hashes ([`BodyHasher`](crate::api::idempotency::BodyHasher)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyHash {
+    /// Under the current key: what a new record stores.
+    pub stored: String,
+    /// Under the key set's other keys while the key is rotated: what a record written by a
+    /// function a rotation step behind or ahead holds for the same body.
+    pub others: Vec<String>,
+}
+
+impl BodyHash {
+    /// One hash, nothing rotating.
+    pub fn single(hash: impl Into<String>) -> Self {
+        Self {
+            stored: hash.into(),
+            others: Vec::new(),
+        }
+    }
+
+    /// Whether a record's `bodyHash` is this body's.
+    pub fn matches(&self, recorded: &str) -> bool {
+        self.stored == recorded || self.others.iter().any(|hash| hash == recorded)
+    }
 }
 
 /// A response kept for replay.
@@ -127,7 +152,7 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         tenant: &TenantId,
         key: &str,
-        body_hash: &str,
+        body_hash: &BodyHash,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<ClaimOutcome>, StoreError>;
 }

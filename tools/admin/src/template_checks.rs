@@ -190,6 +190,19 @@ pub fn problems(template: &str) -> Vec<String> {
                 "{name}: no ACTIVATION_CODE_SECRET_ARN: the function could not start"
             ));
         }
+        let revision = match environment.get("ACTIVATION_KEY_REVISION") {
+            Some(Value::Tagged(tagged)) => {
+                tagged.tag == "!Ref" && tagged.value.as_str() == Some("ActivationKeyRevision")
+            }
+            _ => false,
+        };
+        if issues_codes && !revision {
+            out.push(format!(
+                "{name}: no ACTIVATION_KEY_REVISION from !Ref ActivationKeyRevision: a step of \
+                 the key's rotation would not restart it, and its warm environments would keep \
+                 the old keys"
+            ));
+        }
         if props.get("Architectures").is_some() {
             out.push(format!(
                 "{name}: architecture set per function; keep arm64 in Globals"
@@ -717,6 +730,19 @@ mod tests {
         }
     }
 
+    /// Without the revision, a rotation step's deploy would leave either function's warm
+    /// environments on the old keys.
+    #[test]
+    fn both_functions_that_read_the_key_take_the_revision() {
+        let line = "          ACTIVATION_KEY_REVISION: !Ref ActivationKeyRevision\n";
+        assert_eq!(TEMPLATE.matches(line).count(), 2);
+        let found = problems(&TEMPLATE.replace(line, ""));
+        for function in ["RegistrationFunction", "ActivationFunction"] {
+            let prefix = format!("{function}: no ACTIVATION_KEY_REVISION");
+            assert!(found.iter().any(|p| p.starts_with(&prefix)), "{found:?}");
+        }
+    }
+
     /// Mutations of the real template that the check must catch.
     #[test]
     fn wildcards_dropped_authorizers_and_unretained_tables_are_caught() {
@@ -770,6 +796,16 @@ mod tests {
                 "          ACTIVATION_CODE_SECRET_ARN: !Ref ActivationCodeSecret\n",
                 "          ACTIVATION_CODE_SECRET: !Sub \"{{resolve:secretsmanager:${ActivationCodeSecret}:SecretString}}\"\n",
                 "ACTIVATION_CODE_SECRET in the environment",
+            ),
+            (
+                "          ACTIVATION_KEY_REVISION: !Ref ActivationKeyRevision\n",
+                "",
+                "RegistrationFunction: no ACTIVATION_KEY_REVISION",
+            ),
+            (
+                "          ACTIVATION_KEY_REVISION: !Ref ActivationKeyRevision\n",
+                "          ACTIVATION_KEY_REVISION: \"1\"\n",
+                "no ACTIVATION_KEY_REVISION from !Ref",
             ),
             (
                 "      DeletionProtectionEnabled: true\n",

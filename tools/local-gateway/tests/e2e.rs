@@ -1368,6 +1368,75 @@ async fn a_repeated_key_with_another_body_is_refused() {
     );
 }
 
+/// Rotating the activation key (README → Operating), each step a stack of fresh functions on
+/// one table: `a` alone, `b` added as next, `b` promoted with `a` kept as previous, `b` alone.
+/// During a step, functions of the step before still run (warm ones keep the keys of their
+/// cold start): a code issued at one step activates through the functions one step before or
+/// after it, and a keyed registration's retry is replayed by them. What the runbook's waits
+/// let expire would be lost: a code issued under `a` alone once `b` is current, a record
+/// written under `a` once `a` is dropped.
+#[tokio::test]
+async fn the_activation_key_rotates_in_steps_without_losing_a_pending_code_or_a_replay() {
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    let s0 = Stack::start_with_keys(None, &a).await;
+    let next = format!(r#"{{"current":"{a}","next":"{b}"}}"#);
+    let previous = format!(r#"{{"current":"{b}","previous":"{a}"}}"#);
+    let s1 = Stack::start_with_keys(Some(&s0), &next).await;
+    let s2 = Stack::start_with_keys(Some(&s0), &previous).await;
+    let s3 = Stack::start_with_keys(Some(&s0), &b).await;
+    let steps = [&s0, &s1, &s2, &s3];
+    let tenant = s0.tenant_with_demo_hierarchy().await;
+    let one_step_apart = [(0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2)];
+
+    // (issued at, tried at, activates)
+    let codes = one_step_apart
+        .iter()
+        .map(|&(issued, tried)| (issued, tried, true))
+        .chain([(1, 3, true), (0, 2, false), (3, 1, false)]);
+    for (issued, tried, activates) in codes {
+        let email = format!("code-{issued}-{tried}@example.com");
+        let id = steps[issued].registered(&tenant, &email).await;
+        let code = steps[issued].code_for(&id);
+        let reply = steps[tried].activate(&tenant, &id, &email, &code).await;
+        let what = format!("issued at step {issued}, tried at {tried}: {reply}");
+        if activates {
+            assert_eq!(reply.status, 200, "{what}");
+            assert_eq!(
+                reply.body["data"]["activationStatus"], "ACTIVATED",
+                "{what}"
+            );
+        } else {
+            assert_eq!(reply.status, 400, "{what}");
+            assert_eq!(reply.body["data"]["error"], "INVALID_CODE", "{what}");
+        }
+    }
+
+    // (written at, retried at, replayed)
+    let records = one_step_apart
+        .iter()
+        .map(|&(written, retried)| (written, retried, true))
+        .chain([(0, 2, true), (1, 3, false)]);
+    for (written, retried, replayed) in records {
+        let key = format!("rotation-{written}-{retried}");
+        let body = contract_body(&tenant, &format!("replay-{written}-{retried}@example.com"));
+        let first = steps[written].register_with_key(&tenant, &key, &body).await;
+        assert_eq!(first.status, 201, "{first}");
+        let again = steps[retried].register_with_key(&tenant, &key, &body).await;
+        let what = format!("written at step {written}, retried at {retried}: {again}");
+        if replayed {
+            assert_eq!(again.status, 201, "{what}");
+            assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+            assert_eq!(again.body, first.body, "{what}");
+        } else {
+            assert_eq!(again.status, 422, "{what}");
+            assert_eq!(
+                again.body["data"]["error"], "IDEMPOTENCY_KEY_REUSED",
+                "{what}"
+            );
+        }
+    }
+}
+
 /// The release's tombstone against moto, put by put, as puts can arrive late: a put of a
 /// claim started before a release is refused (that claim's own, still on its way, and a twin
 /// request's, which met the key held and whose own release therefore wrote nothing); a claim
@@ -1384,7 +1453,7 @@ async fn a_released_key_refuses_every_claim_started_before_the_release() {
     let claim = |token: &str, start_ms: i64| IdempotencyClaim {
         tenant: shared::domain::TenantId::parse("t-released-key").unwrap(),
         key: "released-key".into(),
-        body_hash: "same body".into(),
+        body_hash: shared::store::BodyHash::single("same body"),
         token: token.into(),
         now: at(start_ms),
         expires_at: at(start_ms) + chrono::Duration::hours(24),
@@ -1414,7 +1483,7 @@ async fn a_released_key_refuses_every_claim_started_before_the_release() {
     assert_eq!(store.claim(&retry).await.unwrap(), ClaimOutcome::Claimed);
     assert_eq!(
         store
-            .recorded(&retry.tenant, &retry.key, "same body", retry.now)
+            .recorded(&retry.tenant, &retry.key, &retry.body_hash, retry.now)
             .await
             .unwrap(),
         Some(ClaimOutcome::InProgress),
@@ -1424,7 +1493,7 @@ async fn a_released_key_refuses_every_claim_started_before_the_release() {
     store.release(&retry, at(9_800)).await.unwrap();
     assert_eq!(
         store
-            .recorded(&retry.tenant, &retry.key, "same body", at(9_900))
+            .recorded(&retry.tenant, &retry.key, &retry.body_hash, at(9_900))
             .await
             .unwrap(),
         None,
@@ -2095,7 +2164,7 @@ async fn the_activation_key_is_read_from_secrets_manager() {
         })
         .await
         .unwrap();
-    assert_eq!(settings.secret.expose_secret(), key);
+    assert_eq!(settings.keys.current().expose_secret(), key);
     let too_short = client
         .create_secret()
         .name(format!("e2e-short-{}", uuid::Uuid::new_v4().simple()))

@@ -43,7 +43,7 @@ impl DynamoStore {
             .item(keys::SK, s(sk))
             .item("entityType", s("IDEMPOTENCY"))
             .item("status", s(IN_PROGRESS))
-            .item("bodyHash", s(&c.body_hash))
+            .item("bodyHash", s(&c.body_hash.stored))
             .item("token", s(&c.token))
             .item("createdAt", s(crate::registration::timestamp(c.now)))
             .item("expiresAt", n(c.expires_at.timestamp()))
@@ -203,7 +203,7 @@ impl crate::store::IdempotencyStore for DynamoStore {
         &self,
         tenant: &TenantId,
         key: &str,
-        body_hash: &str,
+        body_hash: &crate::store::BodyHash,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<crate::store::ClaimOutcome>, StoreError> {
         let (pk, sk) = keys::idempotency(tenant, key);
@@ -221,13 +221,13 @@ impl crate::store::IdempotencyStore for DynamoStore {
 }
 
 /// What a live idempotency record means for a request with `body_hash`.
-fn record_outcome(record: &Item, body_hash: &str) -> crate::store::ClaimOutcome {
+fn record_outcome(record: &Item, body_hash: &crate::store::BodyHash) -> crate::store::ClaimOutcome {
     use crate::store::ClaimOutcome;
     // Released after this request's claim failed on it: a retry may take it.
     if record.contains_key(RELEASED_AT) {
         return ClaimOutcome::InProgress;
     }
-    if text(record, "bodyHash") != Some(body_hash) {
+    if !text(record, "bodyHash").is_some_and(|recorded| body_hash.matches(recorded)) {
         return ClaimOutcome::Reused;
     }
     if text(record, "status") != Some(COMPLETED) {
@@ -262,7 +262,7 @@ mod tests {
         let claim = |body_hash: &str| crate::store::IdempotencyClaim {
             tenant: TenantId::parse("t-conflict").unwrap(),
             key: "k".into(),
-            body_hash: body_hash.into(),
+            body_hash: crate::store::BodyHash::single(body_hash),
             token: "second".into(),
             now,
             expires_at: now + chrono::Duration::hours(24),

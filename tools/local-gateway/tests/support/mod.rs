@@ -243,7 +243,16 @@ impl Stack {
     /// As [`Stack::start_with_dynamodb`], with each invocation's deadline `timeout` after it
     /// starts.
     pub async fn start_with(endpoint: Option<String>, timeout: std::time::Duration) -> Self {
-        Self::start_full(None, endpoint, timeout, new_mailbox()).await
+        Self::start_full(None, endpoint, timeout, new_mailbox(), None).await
+    }
+
+    /// A stack whose functions read `keys` as the activation key's secret (one key or a key
+    /// set), on `other`'s table if given.
+    pub async fn start_with_keys(other: Option<&Stack>, keys: &str) -> Self {
+        let keys = shared::keyed::KeySet::parse(keys).expect("a valid key set");
+        let table = other.map(|stack| stack.table.clone());
+        let timeout = local_gateway::LAMBDA_TIMEOUT;
+        Self::start_full(table, None, timeout, new_mailbox(), Some(keys)).await
     }
 
     /// As [`Stack::start_with`], on `other`'s table: fresh functions (nothing cached) over
@@ -253,7 +262,14 @@ impl Stack {
         endpoint: Option<String>,
         timeout: std::time::Duration,
     ) -> Self {
-        Self::start_full(Some(other.table.clone()), endpoint, timeout, new_mailbox()).await
+        Self::start_full(
+            Some(other.table.clone()),
+            endpoint,
+            timeout,
+            new_mailbox(),
+            None,
+        )
+        .await
     }
 
     /// A stack whose every e-mail fails: its mailbox is a directory, which cannot be
@@ -262,15 +278,17 @@ impl Stack {
         let mailbox =
             std::env::temp_dir().join(format!("e2e-unwritable-mailbox-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir(&mailbox).unwrap();
-        Self::start_full(None, None, local_gateway::LAMBDA_TIMEOUT, mailbox).await
+        Self::start_full(None, None, local_gateway::LAMBDA_TIMEOUT, mailbox, None).await
     }
 
-    /// A stack on `table` (a new one if `None`).
+    /// A stack on `table` (a new one if `None`), with the activation key's secret `keys` (the
+    /// tests' one key if `None`).
     async fn start_full(
         table: Option<String>,
         endpoint: Option<String>,
         timeout: std::time::Duration,
         mailbox: std::path::PathBuf,
+        keys: Option<shared::keyed::KeySet>,
     ) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
@@ -308,10 +326,13 @@ impl Stack {
                 .build();
             Arc::new(DynamoStore::new(Client::from_conf(config), &table))
         };
-        let settings = ActivationSettings::for_mailbox(
+        let mut settings = ActivationSettings::for_mailbox(
             mailbox.clone(),
             std::time::Duration::from_secs(24 * 3600),
         );
+        if let Some(keys) = keys {
+            settings.keys = keys;
+        }
         // On a whole second, so that limits and expiries fall on the seconds the tests name
         // (a test that needs a fraction sets the clock itself).
         let clock = Arc::new(FixedClock::at(chrono::SubsecRound::trunc_subsecs(
