@@ -136,6 +136,11 @@ impl Activation {
         // Every field problem in one answer (§1.3): a value of the wrong type is reported as
         // such, and not again as missing.
         let (body, mut errors) = parse_json_collecting::<ActivationBody>(json_bytes(req)?)?;
+        if !needs_code {
+            // A resend's body is `{"userId"}` (§4.3): a `code` in it is an unknown field,
+            // ignored whatever its type (§1.4).
+            errors.retain(|e| e.field != "code");
+        }
         let mistyped = |field: &str| errors.iter().any(|e| e.field == field);
         let (user_id_mistyped, code_mistyped) = (mistyped("userId"), mistyped("code"));
         let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {

@@ -10,8 +10,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use serde_norway::Value;
 use shared::categorization::Hierarchy;
@@ -48,7 +48,10 @@ fn str_of<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
 }
 
 /// Creates `table_name` with the key schema, attributes, billing mode and TTL of the
-/// template's table. An existing table is left as it is.
+/// template's table, and waits until it is active. An existing table keeps its keys and
+/// billing, but gets the template's TTL if it has none (a first run that failed between the
+/// two calls would otherwise leave idempotency records that never expire). `Ok(false)`: the
+/// table existed.
 pub async fn create_table(
     client: &Client,
     template: &str,
@@ -88,41 +91,83 @@ pub async fn create_table(
         bail!("the template's table must be on-demand (PAY_PER_REQUEST), is {billing}");
     }
     request = request.billing_mode(BillingMode::PayPerRequest);
-    match request.send().await {
-        Ok(_) => {}
+    let created = match request.send().await {
+        Ok(_) => true,
         Err(err)
             if err
                 .as_service_error()
                 .is_some_and(|e| e.is_resource_in_use_exception()) =>
         {
-            return Ok(false);
+            false
         }
-        Err(err) => {
-            return Err(anyhow::anyhow!(
-                "{}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(err)
-            ))
-            .context("create table");
-        }
-    }
+        Err(err) => return Err(sdk_error(err)).context("create table"),
+    };
+    wait_until_active(client, table_name).await?;
     if let Some(ttl) = props.get("TimeToLiveSpecification")
         && ttl.get("Enabled").and_then(Value::as_bool) == Some(true)
     {
-        client
-            .update_time_to_live()
+        let attribute = str_of(ttl, "AttributeName")?;
+        let current = client
+            .describe_time_to_live()
             .table_name(table_name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(str_of(ttl, "AttributeName")?)
-                    .enabled(true)
-                    .build()?,
-            )
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
-            .context("enable TTL")?;
+            .map_err(sdk_error)
+            .context("read the table's TTL")?;
+        let description = current.time_to_live_description();
+        let status = description.and_then(|d| d.time_to_live_status());
+        let on = matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        );
+        match description.and_then(|d| d.attribute_name()) {
+            Some(name) if on && name == attribute => {}
+            Some(name) if on => {
+                bail!("table {table_name} has TTL on {name}, the template on {attribute}")
+            }
+            _ => {
+                client
+                    .update_time_to_live()
+                    .table_name(table_name)
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .attribute_name(attribute)
+                            .enabled(true)
+                            .build()?,
+                    )
+                    .send()
+                    .await
+                    .map_err(sdk_error)
+                    .context("enable TTL")?;
+            }
+        }
     }
-    Ok(true)
+    Ok(created)
+}
+
+fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    err: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(err))
+}
+
+/// DynamoDB answers `CreateTable` while the table is still being created (moto at once), and
+/// refuses most calls on it until it is active: waits up to two minutes.
+async fn wait_until_active(client: &Client, table_name: &str) -> anyhow::Result<()> {
+    for _ in 0..120 {
+        let described = client
+            .describe_table()
+            .table_name(table_name)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("read the table's status")?;
+        if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    bail!("table {table_name} is not active after two minutes")
 }
 
 /// Reads hierarchies from a file holding one hierarchy (§2's `data`) or `{"tenants": [...]}`.
@@ -158,6 +203,9 @@ pub fn parse_hierarchies(text: &str) -> anyhow::Result<Vec<Hierarchy>> {
     if !unknown.is_empty() {
         bail!("unknown fields: {}", unknown.join(", "));
     }
+    if list.is_empty() {
+        bail!("no tenant in the file (\"tenants\" is empty)");
+    }
     let mut seen = std::collections::BTreeSet::new();
     for h in &list {
         if !seen.insert(h.tenant_id.as_str()) {
@@ -181,6 +229,31 @@ pub fn validate(hierarchy: &Hierarchy) -> anyhow::Result<()> {
     )
 }
 
+/// Validates every hierarchy, reporting each (`report`: the tenant and its problems, if
+/// any); fails naming the invalid tenants, so that one run shows every problem of a file.
+pub fn validate_all(
+    hierarchies: &[Hierarchy],
+    mut report: impl FnMut(&Hierarchy, Option<&anyhow::Error>),
+) -> anyhow::Result<()> {
+    let mut invalid = Vec::new();
+    for h in hierarchies {
+        let outcome = validate(h);
+        report(h, outcome.as_ref().err());
+        if outcome.is_err() {
+            invalid.push(h.tenant_id.as_str());
+        }
+    }
+    if !invalid.is_empty() {
+        bail!(
+            "{} of {} tenants invalid ({})",
+            invalid.len(),
+            hierarchies.len(),
+            invalid.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Validates and writes one hierarchy; returns the number of items written or deleted.
 pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow::Result<usize> {
     validate(hierarchy)?;
@@ -189,14 +262,45 @@ pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow
         .await
         .map_err(|e| match e {
             StoreError::ConditionFailed => anyhow::anyhow!(
-                "another replacement of this hierarchy finished first; run put-hierarchy again"
+                "another replacement of this hierarchy finished first or is under way; run \
+                 put-hierarchy again"
             ),
-            e => anyhow::anyhow!(
-                "{e}: {:?}",
-                std::error::Error::source(&e).map(ToString::to_string)
+            e @ StoreError::Unavailable(_) => anyhow::anyhow!(
+                "{}; the replacement may or may not have been applied: run put-hierarchy \
+                 again",
+                e.detail()
             ),
+            e => anyhow::anyhow!("{}", e.detail()),
         })
         .with_context(|| format!("put hierarchy of tenant {}", hierarchy.tenant_id))
+}
+
+/// Writes every hierarchy, each whole or not at all, going on past a tenant that fails
+/// (`report`: each tenant's outcome); fails naming the tenants not written. Running it again
+/// with the same file is safe.
+pub async fn put_hierarchies(
+    store: &DynamoStore,
+    hierarchies: &[Hierarchy],
+    mut report: impl FnMut(&Hierarchy, &anyhow::Result<usize>),
+) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for h in hierarchies {
+        let outcome = put_hierarchy(store, h).await;
+        report(h, &outcome);
+        if outcome.is_err() {
+            failed.push(h.tenant_id.as_str());
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} tenants not put ({}); the others were. Running put-hierarchy again with \
+             the same file is safe: it replaces each tenant's hierarchy whole",
+            failed.len(),
+            hierarchies.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

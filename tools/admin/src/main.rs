@@ -7,6 +7,8 @@
 //!   onboarding-admin create-table <table> [template.yaml]
 
 use std::path::Path;
+
+use anyhow::Context as _;
 use std::process::ExitCode;
 
 use shared::store::dynamodb::{DynamoStore, client_from_env};
@@ -28,32 +30,39 @@ async fn main() -> ExitCode {
     }
 }
 
+fn report_validity(h: &shared::categorization::Hierarchy, problem: Option<&anyhow::Error>) {
+    match problem {
+        None => println!(
+            "ok: tenant {} ({} categories, {} features)",
+            h.tenant_id,
+            h.categories.len(),
+            h.features.len()
+        ),
+        Some(problem) => eprintln!("invalid: {problem:#}"),
+    }
+}
+
 async fn run(args: &[String]) -> anyhow::Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["validate", file] => {
-            for h in admin::read_hierarchies(Path::new(file))? {
-                admin::validate(&h)?;
-                println!(
-                    "ok: tenant {} ({} categories, {} features)",
-                    h.tenant_id,
-                    h.categories.len(),
-                    h.features.len()
-                );
-            }
-            Ok(())
+            let hierarchies = admin::read_hierarchies(Path::new(file))?;
+            admin::validate_all(&hierarchies, report_validity)
         }
         ["put-hierarchy", table, file] => {
             let hierarchies = admin::read_hierarchies(Path::new(file))?;
-            for h in &hierarchies {
-                admin::validate(h)?;
-            }
+            admin::validate_all(&hierarchies, |h, problem| {
+                if problem.is_some() {
+                    report_validity(h, problem);
+                }
+            })
+            .context("nothing was written")?;
             let store = DynamoStore::new(client_from_env().await, *table);
-            for h in &hierarchies {
-                let writes = admin::put_hierarchy(&store, h).await?;
-                println!("put: tenant {} ({writes} item writes)", h.tenant_id);
-            }
-            Ok(())
+            admin::put_hierarchies(&store, &hierarchies, |h, outcome| match outcome {
+                Ok(writes) => println!("put: tenant {} ({writes} item writes)", h.tenant_id),
+                Err(err) => eprintln!("not put: {err:#}"),
+            })
+            .await
         }
         ["create-table", table, rest @ ..] if rest.len() <= 1 => {
             let template_path = rest.first().copied().unwrap_or("template.yaml");

@@ -710,6 +710,34 @@ async fn a_resent_code_replaces_the_old_one_and_resets_the_attempts() {
     assert_eq!(after.body["data"]["error"], "ALREADY_ACTIVE");
 }
 
+/// A resend's body is `{"userId"}` (§4.3): a `code` in it is an unknown field, ignored
+/// whatever its type (§1.4), as activation's extra fields are.
+#[tokio::test]
+async fn a_resend_ignores_a_code_in_its_body_whatever_its_type() {
+    let stack = Stack::start().await;
+    let tenant = stack.tenant_with_demo_hierarchy().await;
+    let email = "resend-extra@example.com";
+    let id = stack.registered(&tenant, email).await;
+    let token = stack.token(&tenant, None);
+    let path = format!("/api/v2.1/customer/individual/{id}/activation/code");
+    for code in [
+        json!(12345678),
+        json!({ "x": 1 }),
+        json!("not a code"),
+        json!(null),
+    ] {
+        stack.advance(61);
+        let body = json!({ "userId": email, "code": code }).to_string();
+        let reply = stack.post_raw(&path, &token, &tenant, &body).await;
+        assert_eq!(reply.status, 202, "code {code}: {reply}");
+    }
+    assert_eq!(
+        stack.mail().len(),
+        5,
+        "the registration's code and four resends"
+    );
+}
+
 #[tokio::test]
 async fn resends_are_limited_to_five_a_day() {
     let stack = Stack::start().await;
@@ -1368,6 +1396,104 @@ async fn a_repeated_key_with_another_body_is_refused() {
     );
 }
 
+/// `onboarding-admin create-table` on a table that exists: its keys and billing are left,
+/// but a table without TTL (a first run that failed between its two calls) gets the
+/// template's, or idempotency records would never expire.
+#[tokio::test]
+async fn create_table_gives_an_existing_table_without_ttl_its_ttl() {
+    let stack = Stack::start().await;
+    let template = include_str!("../../../template.yaml");
+    let ttl = |enabled: bool| {
+        aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+            .attribute_name("expiresAt")
+            .enabled(enabled)
+            .build()
+            .unwrap()
+    };
+    let status = async || {
+        let described = stack
+            .client
+            .describe_time_to_live()
+            .table_name(&stack.table)
+            .send()
+            .await
+            .unwrap();
+        let description = described.time_to_live_description().unwrap();
+        (
+            description.time_to_live_status().cloned(),
+            description.attribute_name().map(str::to_owned),
+        )
+    };
+    use aws_sdk_dynamodb::types::TimeToLiveStatus;
+    assert_eq!(
+        status().await,
+        (Some(TimeToLiveStatus::Enabled), Some("expiresAt".into()))
+    );
+    stack
+        .client
+        .update_time_to_live()
+        .table_name(&stack.table)
+        .time_to_live_specification(ttl(false))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(status().await.0, Some(TimeToLiveStatus::Enabled));
+    let created = admin::create_table(&stack.client, template, &stack.table)
+        .await
+        .unwrap();
+    assert!(!created, "the table existed");
+    assert_eq!(
+        status().await,
+        (Some(TimeToLiveStatus::Enabled), Some("expiresAt".into()))
+    );
+    // Already on: nothing to do, the same answer.
+    assert!(
+        !admin::create_table(&stack.client, template, &stack.table)
+            .await
+            .unwrap()
+    );
+}
+
+/// `onboarding-admin put-hierarchy` with several tenants goes on past one it cannot write,
+/// and names it: the others are written, and running the file again is safe.
+#[tokio::test]
+async fn put_hierarchy_goes_on_past_a_tenant_it_cannot_write() {
+    let stack = Stack::start().await;
+    let broken = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let fine = format!("t-{}", uuid::Uuid::new_v4().simple());
+    // A header put by hand, without a readable version: the replacement's guard refuses it.
+    stack
+        .put_raw(
+            [
+                ("PK", format!("TENANT#{broken}#CATEGORIZATION")),
+                ("SK", "TENANT".to_owned()),
+                ("version", "not a number".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), AttributeValue::S(v)))
+            .collect(),
+        )
+        .await;
+    let hierarchies = [demo_hierarchy(&broken), demo_hierarchy(&fine)];
+    let mut reported = Vec::new();
+    let outcome = admin::put_hierarchies(&stack.store, &hierarchies, |h, result| {
+        reported.push((h.tenant_id.to_string(), result.is_ok()));
+    })
+    .await;
+    assert_eq!(reported, [(broken.clone(), false), (fine.clone(), true)]);
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(
+        error.contains(&format!(
+            "1 of 2 tenants not put ({broken}); the others were"
+        )),
+        "{error}"
+    );
+    let lookup = stack
+        .get(&support::hierarchy_path(&fine), &fine, None)
+        .await;
+    assert_eq!(lookup.status, 200, "{lookup}");
+}
+
 /// Rotating the activation key (README → Operating), each step a stack of fresh functions on
 /// one table: `a` alone, `b` added as next, `b` promoted with `a` kept as previous, `b` alone.
 /// During a step, functions of the step before still run (warm ones keep the keys of their
@@ -1410,6 +1536,15 @@ async fn the_activation_key_rotates_in_steps_without_losing_a_pending_code_or_a_
             assert_eq!(reply.body["data"]["error"], "INVALID_CODE", "{what}");
         }
     }
+
+    // A resend at one step (a new code, under its keys) activates through the step before.
+    let email = "resend-2-1@example.com";
+    let id = s1.registered(&tenant, email).await;
+    s2.advance(61);
+    let resent = s2.resend(&tenant, &id, email).await;
+    assert_eq!(resent.status, 202, "{resent}");
+    let reply = s1.activate(&tenant, &id, email, &s2.code_for(&id)).await;
+    assert_eq!(reply.status, 200, "resent at step 2, tried at 1: {reply}");
 
     // (written at, retried at, replayed)
     let records = one_step_apart

@@ -16,7 +16,8 @@ impl DynamoStore {
     /// actions), every item stamped with the header's new `version`, which also guards
     /// against a concurrent replacement. Items of earlier versions are deleted afterwards;
     /// until then readers skip them (see `assemble_hierarchy`). Returns the items written
-    /// and deleted. [`StoreError::ConditionFailed`]: another replacement won; read again.
+    /// and deleted. [`StoreError::ConditionFailed`]: another replacement won, or is under way;
+    /// read again.
     pub async fn put_hierarchy(&self, hierarchy: &Hierarchy) -> Result<usize, StoreError> {
         if let Some(problem) = hierarchy.problems().first() {
             return Err(StoreError::Unexpected(anyhow::anyhow!(
@@ -90,7 +91,13 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|err| match cancellation_codes(&err) {
-                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                // Another replacement finished first, or is under way (its transaction holds
+                // one of the items: DynamoDB cancels this one rather than wait).
+                Some(codes)
+                    if codes
+                        .iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+                {
                     StoreError::ConditionFailed
                 }
                 _ => classify(err),
