@@ -221,6 +221,8 @@ async fn a_cold_start_without_its_key_answers_503_until_a_later_try_reads_it() {
             break line;
         }
     };
+    // The last request's lines are written before its answer; give the reader a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(line) = logged.try_recv() {
         lines.push(line);
     }

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use serde_norway::Value;
 use shared::categorization::Hierarchy;
 use shared::store::StoreError;
-use shared::store::dynamodb::DynamoStore;
+use shared::store::dynamodb::{DynamoStore, HierarchyPut};
 
 /// The DynamoDB table resource of a SAM/CloudFormation template.
 pub fn table_properties(template: &str) -> anyhow::Result<Value> {
@@ -50,8 +50,8 @@ fn str_of<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
 /// Creates `table_name` with the key schema, attributes, billing mode and TTL of the
 /// template's table, and waits until it is active. An existing table keeps its keys and
 /// billing, but gets the template's TTL if it has none (a first run that failed between the
-/// two calls would otherwise leave idempotency records that never expire). `Ok(false)`: the
-/// table existed.
+/// two calls would otherwise leave idempotency records that never expire), and is refused if
+/// its TTL is on another attribute. `Ok(false)`: the table existed.
 pub async fn create_table(
     client: &Client,
     template: &str,
@@ -102,7 +102,9 @@ pub async fn create_table(
         }
         Err(err) => return Err(sdk_error(err)).context("create table"),
     };
-    wait_until_active(client, table_name).await?;
+    if created {
+        wait_until_active(client, table_name).await?;
+    }
     if let Some(ttl) = props.get("TimeToLiveSpecification")
         && ttl.get("Enabled").and_then(Value::as_bool) == Some(true)
     {
@@ -126,6 +128,7 @@ pub async fn create_table(
                 bail!("table {table_name} has TTL on {name}, the template on {attribute}")
             }
             _ => {
+                wait_until_active(client, table_name).await?;
                 client
                     .update_time_to_live()
                     .table_name(table_name)
@@ -254,16 +257,19 @@ pub fn validate_all(
     Ok(())
 }
 
-/// Validates and writes one hierarchy; returns the number of items written or deleted.
-pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow::Result<usize> {
+/// Validates and writes one hierarchy.
+pub async fn put_hierarchy(
+    store: &DynamoStore,
+    hierarchy: &Hierarchy,
+) -> anyhow::Result<HierarchyPut> {
     validate(hierarchy)?;
     store
         .put_hierarchy(hierarchy)
         .await
         .map_err(|e| match e {
             StoreError::ConditionFailed => anyhow::anyhow!(
-                "another replacement of this hierarchy finished first or is under way; run \
-                 put-hierarchy again"
+                "another replacement of this hierarchy finished first or is under way (or its \
+                 header item was edited by hand); run put-hierarchy again"
             ),
             e @ StoreError::Unavailable(_) => anyhow::anyhow!(
                 "{}; the replacement may or may not have been applied: run put-hierarchy \
@@ -281,7 +287,7 @@ pub async fn put_hierarchy(store: &DynamoStore, hierarchy: &Hierarchy) -> anyhow
 pub async fn put_hierarchies(
     store: &DynamoStore,
     hierarchies: &[Hierarchy],
-    mut report: impl FnMut(&Hierarchy, &anyhow::Result<usize>),
+    mut report: impl FnMut(&Hierarchy, &anyhow::Result<HierarchyPut>),
 ) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for h in hierarchies {
@@ -291,21 +297,65 @@ pub async fn put_hierarchies(
             failed.push(h.tenant_id.as_str());
         }
     }
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} tenants not put ({}); the others were. Running put-hierarchy again with \
-             the same file is safe: it replaces each tenant's hierarchy whole",
-            failed.len(),
-            hierarchies.len(),
-            failed.join(", ")
-        );
+    if failed.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let others = if failed.len() == hierarchies.len() {
+        ""
+    } else {
+        "; the others were"
+    };
+    bail!(
+        "{} of {} tenants not put ({}){others}. Running put-hierarchy again with the same \
+         file is safe: it replaces each tenant's hierarchy whole",
+        failed.len(),
+        hierarchies.len(),
+        failed.join(", ")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn demo() -> Vec<Hierarchy> {
+        parse_hierarchies(include_str!("../../../../shared/spec/demo-hierarchy.json")).unwrap()
+    }
+
+    /// One run names every invalid tenant, with its problems.
+    #[test]
+    fn every_invalid_tenant_is_named_in_one_run() {
+        let mut hierarchies = demo();
+        assert_eq!(hierarchies.len(), 2);
+        validate_all(&hierarchies, |_, problem| assert!(problem.is_none())).unwrap();
+        for h in &mut hierarchies {
+            h.default_category_id = Some("NOPE".into());
+        }
+        let mut reported = Vec::new();
+        let error = validate_all(&hierarchies, |h, problem| {
+            reported.push((h.tenant_id.to_string(), problem.map(|p| format!("{p:#}"))));
+        })
+        .unwrap_err();
+        assert_eq!(reported.len(), 2);
+        for (tenant, problem) in &reported {
+            let problem = problem.as_deref().unwrap_or_default();
+            assert!(problem.contains(tenant.as_str()), "{problem}");
+            assert!(problem.contains("defaultCategoryId NOPE"), "{problem}");
+        }
+        let names = format!("({}, {})", reported[0].0, reported[1].0);
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("2 of 2 tenants invalid {names}")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_tenant_is_refused() {
+        let error = parse_hierarchies(r#"{"tenants": []}"#).unwrap_err();
+        assert!(error.to_string().contains("no tenant"), "{error}");
+    }
 
     #[test]
     fn the_template_declares_one_on_demand_table_keyed_by_pk_and_sk() {

@@ -59,7 +59,19 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
             .context("nothing was written")?;
             let store = DynamoStore::new(client_from_env().await, *table);
             admin::put_hierarchies(&store, &hierarchies, |h, outcome| match outcome {
-                Ok(writes) => println!("put: tenant {} ({writes} item writes)", h.tenant_id),
+                Ok(put) => {
+                    println!(
+                        "put: tenant {} (version {}, {} item writes)",
+                        h.tenant_id, put.version, put.item_writes
+                    );
+                    if let Some(why) = &put.leftovers {
+                        eprintln!(
+                            "warning: tenant {}: deleting the items it replaced failed ({why}); \
+                             readers skip them, and the next put-hierarchy deletes them",
+                            h.tenant_id
+                        );
+                    }
+                }
                 Err(err) => eprintln!("not put: {err:#}"),
             })
             .await

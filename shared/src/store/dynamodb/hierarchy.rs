@@ -9,16 +9,28 @@ use crate::categorization::{Category, Feature, Hierarchy};
 use crate::domain::TenantId;
 use crate::store::{HierarchySource, StoreError, keys};
 
+/// A replaced hierarchy.
+#[derive(Debug)]
+pub struct HierarchyPut {
+    /// The header's new `version`.
+    pub version: i64,
+    /// Items written and deleted.
+    pub item_writes: usize,
+    /// Why deleting the items of earlier versions failed, if it did: readers skip them, and
+    /// the next replacement deletes them.
+    pub leftovers: Option<String>,
+}
+
 impl DynamoStore {
     /// Replaces a tenant's hierarchy: the tenant header and every category and feature item
     /// are put in one transaction (at most
     /// [`MAX_HIERARCHY_ITEMS`](crate::categorization::MAX_HIERARCHY_ITEMS) items, so within its 100
     /// actions), every item stamped with the header's new `version`, which also guards
     /// against a concurrent replacement. Items of earlier versions are deleted afterwards;
-    /// until then readers skip them (see `assemble_hierarchy`). Returns the items written
-    /// and deleted. [`StoreError::ConditionFailed`]: another replacement won, or is under way;
-    /// read again.
-    pub async fn put_hierarchy(&self, hierarchy: &Hierarchy) -> Result<usize, StoreError> {
+    /// until then readers skip them (see `assemble_hierarchy`), and a failed deletion is
+    /// reported in the result, not as an error: the hierarchy is replaced.
+    /// [`StoreError::ConditionFailed`]: another replacement won, or is under way; read again.
+    pub async fn put_hierarchy(&self, hierarchy: &Hierarchy) -> Result<HierarchyPut, StoreError> {
         if let Some(problem) = hierarchy.problems().first() {
             return Err(StoreError::Unexpected(anyhow::anyhow!(
                 "hierarchy of tenant {} is invalid: {problem}",
@@ -102,16 +114,18 @@ impl DynamoStore {
                 }
                 _ => classify(err),
             })?;
-        let deleted = self
-            .delete_hierarchy_leftovers(&pk, version)
-            .await
-            .map_err(|e| {
-                StoreError::Unexpected(anyhow::anyhow!(
-                    "the hierarchy was replaced (version {version}), but deleting the items \
-                     it replaced failed ({e}); readers skip them, and the next put deletes them"
-                ))
-            })?;
-        Ok(written + deleted)
+        Ok(match self.delete_hierarchy_leftovers(&pk, version).await {
+            Ok(deleted) => HierarchyPut {
+                version,
+                item_writes: written + deleted,
+                leftovers: None,
+            },
+            Err(e) => HierarchyPut {
+                version,
+                item_writes: written,
+                leftovers: Some(e.detail()),
+            },
+        })
     }
 
     /// Deletes the category and feature items of versions before `version`: those the
@@ -314,9 +328,48 @@ fn assemble_hierarchy(tenant: &TenantId, items: Vec<Item>) -> Result<Assembled, 
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
+    use crate::store::dynamodb::client::client_of;
     use crate::store::dynamodb::to_item;
 
     use super::*;
+
+    /// DynamoDB cancels a replacement whose transaction meets another one's on an item
+    /// (`TransactionConflict`) rather than wait: like a replacement that lost the version
+    /// race, it is told to read again. moto applies requests one at a time and never answers
+    /// it, so the answers are given here.
+    #[tokio::test]
+    async fn a_replacement_meeting_another_under_way_is_told_to_read_again() {
+        let demo: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../../shared/spec/demo-hierarchy.json"
+        ))
+        .unwrap();
+        let hierarchy: Hierarchy = serde_json::from_value(demo["tenants"][0].clone()).unwrap();
+        let cancelled = |reason: &'static str| -> &'static str {
+            Box::leak(
+                format!(
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{{"Code":"None"}},{{"Code":"{reason}"}}]}}"#
+                )
+                .into_boxed_str(),
+            )
+        };
+        let empty = ("200 OK", r#"{"Count":0,"ScannedCount":0,"Items":[]}"#);
+        for (reason, told_to_read_again) in [
+            ("TransactionConflict", true),
+            ("ConditionalCheckFailed", true),
+            ("ValidationError", false),
+        ] {
+            let url =
+                crate::testing::answering(vec![empty, ("400 Bad Request", cancelled(reason))])
+                    .await;
+            let store = DynamoStore::new(client_of(url, 1), "t");
+            let error = store.put_hierarchy(&hierarchy).await.unwrap_err();
+            assert_eq!(
+                matches!(error, StoreError::ConditionFailed),
+                told_to_read_again,
+                "{reason}: {error:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_hierarchy_read_half_way_through_a_replacement_is_read_again() {

@@ -21,6 +21,7 @@ mod hierarchy;
 mod idempotency;
 
 pub use client::{aws_config_from_env, client, client_from_env};
+pub use hierarchy::HierarchyPut;
 
 /// The single-table store.
 #[derive(Clone)]
