@@ -1552,6 +1552,22 @@ async fn the_activation_key_rotates_in_steps_without_losing_a_pending_code_or_a_
         }
     }
 
+    // Two keys store a code under four keys: the customer item grows by the three maps' two
+    // more entries (README → Operating gives the figure).
+    let size = async |stack: &Stack, email: &str| {
+        let id = stack.registered(&tenant, email).await;
+        support::item_size(&stack.customer_raw(&tenant, &id).await)
+    };
+    let (one_key, two_keys) = (
+        size(&s0, "size-0@example.com").await,
+        size(&s1, "size-1@example.com").await,
+    );
+    eprintln!("customer item: {one_key} B under one key, {two_keys} B under two");
+    assert!(
+        (400..=440).contains(&(two_keys - one_key)),
+        "{one_key} → {two_keys}"
+    );
+
     // A resend at one step (a new code, under its keys) activates through the step before.
     let email = "resend-2-1@example.com";
     let id = s1.registered(&tenant, email).await;
