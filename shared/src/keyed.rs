@@ -157,6 +157,20 @@ impl<'de> serde::Deserialize<'de> for Fields {
     }
 }
 
+/// The rotation's steps (README → Operating), for tests: `a` alone, `b` added as next, `b`
+/// promoted with `a` kept as previous, `b` alone.
+#[cfg(test)]
+pub(crate) fn rotation_steps() -> [KeySet; 4] {
+    let (a, b) = ("a".repeat(MIN_KEY_CHARS), "b".repeat(MIN_KEY_CHARS));
+    [
+        a.clone(),
+        format!(r#"{{"current":"{a}","next":"{b}"}}"#),
+        format!(r#"{{"current":"{b}","previous":"{a}"}}"#),
+        b,
+    ]
+    .map(|raw| KeySet::parse(&raw).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,12 +33,20 @@ const ACTIVATE: &str = "POST /{customerId}/activation";
 const RESEND: &str = "POST /{customerId}/activation/code";
 const UNROUTED: &str = "-";
 
-/// `{"userId", "code"}` (resend sends only `userId`).
+/// `{"userId", "code"}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ActivationBody {
     user_id: Option<String>,
     code: Option<String>,
+}
+
+/// A resend's `{"userId"}` (§4.3): a `code` in it is an unknown field, ignored whatever its
+/// type (§1.4).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResendBody {
+    user_id: Option<String>,
 }
 
 /// The activation function, built once per cold start.
@@ -135,12 +143,17 @@ impl Activation {
         auth::check_tenant_header(&caller, &tenant_header.unwrap_or_default())?;
         // Every field problem in one answer (§1.3): a value of the wrong type is reported as
         // such, and not again as missing.
-        let (body, mut errors) = parse_json_collecting::<ActivationBody>(json_bytes(req)?)?;
-        if !needs_code {
-            // A resend's body is `{"userId"}` (§4.3): a `code` in it is an unknown field,
-            // ignored whatever its type (§1.4).
-            errors.retain(|e| e.field != "code");
-        }
+        let bytes = json_bytes(req)?;
+        let (body, mut errors) = if needs_code {
+            parse_json_collecting::<ActivationBody>(bytes)?
+        } else {
+            let (resend, errors) = parse_json_collecting::<ResendBody>(bytes)?;
+            let body = ActivationBody {
+                user_id: resend.user_id,
+                code: None,
+            };
+            (body, errors)
+        };
         let mistyped = |field: &str| errors.iter().any(|e| e.field == field);
         let (user_id_mistyped, code_mistyped) = (mistyped("userId"), mistyped("code"));
         let user_id = match body.user_id.as_deref().map(|u| clean_text(u, 254)) {

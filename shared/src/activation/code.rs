@@ -291,14 +291,8 @@ mod tests {
     /// runbook waits one code lifetime before promoting `b`.
     #[test]
     fn a_code_issued_one_rotation_step_apart_still_activates() {
-        let (a, b) = ("a".repeat(32), "b".repeat(32));
-        let steps = [
-            a.clone(),
-            format!(r#"{{"current":"{a}","next":"{b}"}}"#),
-            format!(r#"{{"current":"{b}","previous":"{a}"}}"#),
-            b.clone(),
-        ];
-        let hasher = |step: usize| CodeHasher::new(KeySet::parse(&steps[step]).unwrap());
+        let steps = crate::keyed::rotation_steps();
+        let hasher = |step: usize| CodeHasher::new(steps[step].clone());
         let t = TenantId::parse("tenant_a").unwrap();
         let code = ActivationCode::parse("12345678").unwrap();
         let user = UserRef::Id("u-1".into());

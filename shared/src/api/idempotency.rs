@@ -161,13 +161,7 @@ mod tests {
     /// is still in the set (the runbook waits a record's 24 h before dropping `previous`).
     #[test]
     fn a_record_written_one_rotation_step_apart_is_still_recognised() {
-        let (a, b) = ("a".repeat(32), "b".repeat(32));
-        let steps = [
-            hasher_of(&a),
-            hasher_of(&format!(r#"{{"current":"{a}","next":"{b}"}}"#)),
-            hasher_of(&format!(r#"{{"current":"{b}","previous":"{a}"}}"#)),
-            hasher_of(&b),
-        ];
+        let steps = crate::keyed::rotation_steps().map(BodyHasher::new);
         let body = br#"{"email":"a@example.com"}"#;
         let other_body = br#"{"email":"b@example.com"}"#;
         // Row: the step the record was written at; column: the step of the function reading it.
